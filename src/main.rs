@@ -1,0 +1,5 @@
+mod clock;
+mod config;
+mod error;
+mod sign;
+fn main() {}
