@@ -1,5 +1,6 @@
 mod clock;
 mod config;
 mod error;
+mod http;
 mod sign;
 fn main() {}

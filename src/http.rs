@@ -1,0 +1,206 @@
+//! The HTTP client side shared by the AliDNS client and the echo-URL address source:
+//! one place that sets timeouts, the address family, proxies and which CAs to trust.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which IP family a connection must use (echo URLs must answer over the family
+/// whose address we want to learn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+/// CA bundles tried in order when none is configured: OpenWrt's `ca-bundle`
+/// (and Debian/Ubuntu/Alpine), Fedora/RHEL, and the BSD/macOS style single file.
+pub const CA_BUNDLE_PATHS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// How to build an agent.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Connect and per-read timeout; the whole request is bounded by three times this.
+    pub timeout: Duration,
+    /// A CA bundle to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Restrict connections to one family.
+    pub family: Option<Family>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions { timeout: Duration::from_secs(10), ca_file: None, family: None }
+    }
+}
+
+/// A response reduced to what callers use; the body is read whole (bounded).
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Date` header, seconds since the epoch, for clock-skew correction.
+    pub date: Option<i64>,
+    /// `x-acs-retry-after` in seconds.
+    pub retry_after: Option<u64>,
+    /// The body as text.
+    pub body: String,
+}
+
+/// The largest body accepted; AliDNS pages of 500 records are well below this.
+pub const MAX_BODY: u64 = 8 * 1024 * 1024;
+
+/// Builds an agent; `needs_tls` is false for http:// targets so a router without a
+/// CA bundle can still talk to a plain-HTTP endpoint.
+pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
+    let mut b = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(concat!("aliddns/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(opts.timeout))
+        .timeout_per_read(Some(opts.timeout))
+        .timeout_per_write(Some(opts.timeout))
+        .timeout_global(Some(opts.timeout * 3))
+        .max_redirects(3)
+        .max_idle_connections(4)
+        .max_idle_connections_per_host(2);
+    if let Some(f) = opts.family {
+        b = b.ip_family(match f {
+            Family::V4 => ureq::config::IpFamily::Ipv4Only,
+            Family::V6 => ureq::config::IpFamily::Ipv6Only,
+        });
+    }
+    if needs_tls {
+        b = b.tls_config(tls_config(opts.ca_file.as_deref())?);
+    }
+    Ok(b.build().new_agent())
+}
+
+#[cfg(feature = "tls")]
+fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
+    use std::sync::Arc;
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let load = |path: &Path| -> Result<Option<RootCerts>> {
+        let pem = match std::fs::read(path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
+        };
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::Other(format!("CA bundle {}: no certificate in it", path.display())));
+        }
+        Ok(Some(RootCerts::new_with_certs(&certs)))
+    };
+    let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let mut roots = None;
+    if let Some(p) = ca_file {
+        // An explicitly configured file must exist.
+        roots = Some(load(p)?.ok_or_else(|| Error::Config(format!("ca_file {}: no such file", p.display())))?);
+    }
+    if roots.is_none() {
+        if let Some(p) = env_file.as_deref() {
+            roots = load(p)?;
+        }
+    }
+    for p in CA_BUNDLE_PATHS {
+        if roots.is_some() {
+            break;
+        }
+        roots = load(Path::new(p))?;
+    }
+    let roots = match roots {
+        Some(r) => r,
+        None => embedded_roots()?,
+    };
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build())
+}
+
+#[cfg(all(feature = "tls", feature = "embedded-roots"))]
+fn embedded_roots() -> Result<ureq::tls::RootCerts> {
+    Ok(ureq::tls::RootCerts::WebPki)
+}
+
+#[cfg(all(feature = "tls", not(feature = "embedded-roots")))]
+fn embedded_roots() -> Result<ureq::tls::RootCerts> {
+    Err(Error::Config(format!(
+        "no CA bundle found (tried {}); install ca-bundle or set ca_file",
+        CA_BUNDLE_PATHS.join(", ")
+    )))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_config(_ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
+    Err(Error::Config("this build has no TLS support: use an http:// endpoint".into()))
+}
+
+/// Sends a request with an empty body and reads the whole answer.
+pub fn send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Response> {
+    let res = match method {
+        "GET" => agent.get(url).call(),
+        _ => agent.post(url).header("Content-Type", "application/x-www-form-urlencoded").send_empty(),
+    };
+    let resp = res.map_err(network_error)?;
+    let status = resp.status().as_u16();
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let date = header("date").and_then(|d| crate::clock::parse_http_date(&d));
+    let retry_after = header("x-acs-retry-after").and_then(|v| v.trim().parse().ok());
+    let body = resp.into_body().with_config().limit(MAX_BODY).read_to_string().map_err(network_error)?;
+    Ok(Response { status, date, retry_after, body })
+}
+
+/// Classifies a transport failure: timeouts, resets and refusals are worth a retry
+/// (the WAN may still be coming up); bad URLs and certificate errors are not.
+pub fn network_error(e: ureq::Error) -> Error {
+    use ureq::Error as E;
+    let transient = match &e {
+        E::Timeout(_) | E::Io(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_) => true,
+        E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl | E::TooManyRedirects | E::RedirectFailed => false,
+        E::BodyExceedsLimit(_) | E::Tls(_) => false,
+        #[cfg(feature = "tls")]
+        E::Rustls(_) | E::Pem(_) => false,
+        _ => true,
+    };
+    Error::Network { message: e.to_string(), transient }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_agent_needs_no_ca() {
+        assert!(agent(&HttpOptions::default(), false).is_ok());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn configured_ca_file_must_exist() {
+        let opts = HttpOptions { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() };
+        let err = agent(&opts, true).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn refused_connection_is_transient() {
+        // Port 9 on loopback: nothing listens there in a test environment.
+        let a = agent(&HttpOptions { timeout: Duration::from_secs(2), ..Default::default() }, false).unwrap();
+        let err = send(&a, "GET", "http://127.0.0.1:9/").unwrap_err();
+        assert!(err.retryable(), "{err}");
+    }
+}
