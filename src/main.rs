@@ -1,8 +1,17 @@
+//! aliddns: an AliDNS DDNS client and GoEdge custom HTTP DNS bridge for routers.
+//! The work lives in the modules; main only hands the arguments to the CLI.
+
 mod alidns;
+mod cli;
 mod clock;
 mod config;
 mod error;
 mod http;
 mod log;
+mod serve;
 mod sign;
-fn main() {}
+
+fn main() {
+    let code = cli::main(std::env::args_os().skip(1).collect());
+    std::process::exit(code);
+}

@@ -1,0 +1,406 @@
+//! Command-line parsing and dispatch. Each command is a small function that turns
+//! arguments into calls on the modules that do the work, and errors into the
+//! documented exit status (0 ok, 1 API/network failure, 2 usage/config error).
+
+use crate::alidns::{Client, ClientOptions, Credentials, RecordFilter, RecordSpec, UpdateOutcome};
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::log;
+use pico_args::Arguments;
+use serde_json::{Value, json};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+const MAIN_HELP: &str = "\
+aliddns - keep Alibaba Cloud DNS records pointed at this machine's addresses
+
+Usage: aliddns [OPTIONS] COMMAND [ARGS]
+
+Commands:
+  update                     one pass over all configured records (cron, hotplug)
+  run                        a pass every `interval` seconds, in the foreground (procd, systemd)
+  ip                         print the address a record would be set to
+  serve                      answer GoEdge/FlexCDN custom HTTP DNS requests
+  domains                    list the account's domains
+  lines DOMAIN               list the resolution lines (线路) of a domain
+  records list|add|update|delete
+                             look at and change records by hand
+
+Options:
+  -c, --config FILE          config file [default: /etc/aliddns.conf]
+      --endpoint URL         AliDNS endpoint [default: https://alidns.aliyuncs.com/]
+      --json                 list commands print a JSON array
+  -v, --verbose              debug output on stderr (never shows secrets)
+  -h, --help                 this help; `aliddns COMMAND --help` for a command's
+  -V, --version              version, target and features
+
+Credentials come from the config file ([DEFAULT] access_id, access_key) or from
+ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET and
+ALIBABA_CLOUD_SECURITY_TOKEN; never from the command line.
+
+Exit status: 0 success, 1 AliDNS or network failure, 2 usage or config error.
+";
+
+const DOMAINS_HELP: &str = "\
+Usage: aliddns domains [--json]
+
+Lists the domains (zones) of the account, one a line.
+";
+
+const LINES_HELP: &str = "\
+Usage: aliddns lines DOMAIN [--json]
+
+Lists the resolution lines (线路) DOMAIN may use, `CODE NAME` one a line.
+The CODE is what `--line` and the `line` config key take.
+";
+
+const RECORDS_HELP: &str = "\
+Usage:
+  aliddns records list DOMAIN [--rr RR] [--type TYPE] [--line CODE] [--json]
+  aliddns records add DOMAIN RR TYPE VALUE [--ttl N] [--line CODE] [--priority N]
+  aliddns records update ID RR TYPE VALUE [--ttl N] [--line CODE] [--priority N]
+  aliddns records delete ID
+
+list    prints `ID RR TYPE VALUE TTL LINE STATUS` per record
+add     prints the new record's id
+update  prints `updated ID` or `unchanged ID` (identical values are not an error);
+        TTL and line stay as they are unless given
+delete  prints `deleted ID`
+
+RR is the host record: www, a.b, * (wildcard) or @ (the domain itself).
+";
+
+const UPDATE_HELP: &str = "\
+Usage: aliddns update [--force] [--dry-run]
+
+One pass over every record in the config: reads each wanted address, and changes
+AliDNS only where it differs. Prints one line per record:
+  NAME TYPE VALUE unchanged|updated|created|missing|failed: CODE: MESSAGE
+
+  --force     ignore the state file: ask AliDNS about every record
+  --dry-run   change nothing; print what would be compared and done
+
+Exit status: 0 every record current, 1 some record failed, 2 config error.
+";
+
+const RUN_HELP: &str = "\
+Usage: aliddns run
+
+Runs `update` every `interval` seconds (config [DEFAULT] interval, default 600)
+in the foreground, for procd and systemd. SIGUSR1 starts a pass at once; SIGTERM
+and SIGINT exit cleanly between passes. Transient failures never end the loop.
+";
+
+const IP_HELP: &str = "\
+Usage: aliddns ip [--interface IF] [--family 4|6]
+
+Prints the address aliddns would publish, alone on stdout (exit 1 when there is
+none). IF is a Linux interface name (eth0, pppoe-wan, br-lan) or `auto` for the
+default route's. Without --interface, IPv4 comes from the echo URLs (ip_urls) and
+IPv6 from the default route's interface. With -v, every candidate is listed with
+the reason it was kept or dropped.
+";
+
+const SERVE_HELP: &str = "\
+Usage: aliddns serve [--listen ADDR:PORT]
+
+Serves the GoEdge/FlexCDN \"custom HTTP DNS\" protocol and turns each action into
+AliDNS calls. Settings are in the config's [httpdns] section (secret is required).
+";
+
+/// Options every command shares.
+pub struct Ctx {
+    /// The loaded config (empty when the default file does not exist).
+    pub config: Config,
+    /// `--endpoint`, which beats the config's `endpoint`.
+    pub endpoint: Option<String>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// An AliDNS client from the config and environment.
+    pub fn client(&self) -> Result<Client> {
+        let creds = Credentials::resolve(&self.config.global)?;
+        Client::new(creds, ClientOptions::from_global(&self.config.global, self.endpoint.as_deref()))
+    }
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+fn arg_err(e: pico_args::Error) -> Error {
+    usage(e.to_string())
+}
+
+fn run(args: Vec<OsString>) -> Result<i32> {
+    let mut args = Arguments::from_vec(args);
+    let help = args.contains(["-h", "--help"]);
+    if args.contains(["-V", "--version"]) {
+        print!("{}", version_text());
+        return Ok(0);
+    }
+    let verbose = args.contains(["-v", "--verbose"]);
+    let json = args.contains("--json");
+    let config_path: Option<PathBuf> = args.opt_value_from_str(["-c", "--config"]).map_err(arg_err)?;
+    let endpoint: Option<String> = args.opt_value_from_str("--endpoint").map_err(arg_err)?;
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(usage(format!("--endpoint '{e}' must start with https:// or http://")));
+        }
+    }
+    let cmd = args.subcommand().map_err(arg_err)?;
+    let Some(cmd) = cmd else {
+        print!("{MAIN_HELP}");
+        return Ok(if help { 0 } else { 2 });
+    };
+    let sub_help = match cmd.as_str() {
+        "domains" => DOMAINS_HELP,
+        "lines" => LINES_HELP,
+        "records" => RECORDS_HELP,
+        "update" => UPDATE_HELP,
+        "run" => RUN_HELP,
+        "ip" => IP_HELP,
+        "serve" => SERVE_HELP,
+        "help" => MAIN_HELP,
+        other => return Err(usage(format!("unknown command '{other}'; see aliddns --help"))),
+    };
+    if help || cmd == "help" {
+        print!("{sub_help}");
+        return Ok(0);
+    }
+    log::set_verbose(verbose);
+    let explicit = config_path.is_some();
+    let path = config_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let config = Config::load_or_default(&path, explicit)?;
+    if config.global.debug {
+        log::set_verbose(true);
+    }
+    for w in &config.warnings {
+        log::warn(w);
+    }
+    let ctx = Ctx { config, endpoint, json };
+    match cmd.as_str() {
+        "domains" => cmd_domains(&ctx, args),
+        "lines" => cmd_lines(&ctx, args),
+        "records" => cmd_records(&ctx, args),
+        "serve" => cmd_serve(&ctx, args),
+        _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
+    }
+}
+
+/// `aliddns --version`: version, target triple and compiled-in features.
+pub fn version_text() -> String {
+    let mut features = Vec::new();
+    if cfg!(feature = "tls") {
+        features.push("tls");
+    }
+    if cfg!(feature = "embedded-roots") {
+        features.push("embedded-roots");
+    }
+    format!(
+        "aliddns {} ({})\nfeatures: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("ALIDDNS_TARGET"),
+        if features.is_empty() { "none".to_string() } else { features.join(" ") }
+    )
+}
+
+/// Remaining positional arguments; anything still looking like an option is an error.
+fn positionals(args: Arguments, want: &[&str]) -> Result<Vec<String>> {
+    let rest = args.finish();
+    let mut out = Vec::new();
+    for a in rest {
+        let s = a.into_string().map_err(|a| usage(format!("argument {a:?} is not UTF-8")))?;
+        if s.starts_with("--") || (s.starts_with('-') && s.len() == 2 && !s.as_bytes()[1].is_ascii_digit()) {
+            return Err(usage(format!("unknown option '{s}'")));
+        }
+        out.push(s);
+    }
+    if out.len() != want.len() {
+        return Err(usage(format!(
+            "expected {} argument{} ({}), got {}",
+            want.len(),
+            if want.len() == 1 { "" } else { "s" },
+            want.join(" "),
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+fn cmd_domains(ctx: &Ctx, args: Arguments) -> Result<i32> {
+    positionals(args, &[])?;
+    let domains = ctx.client()?.describe_domains()?;
+    if ctx.json {
+        print_json(&Value::Array(
+            domains.iter().map(|d| json!({"domain": d.name, "id": d.id, "record_count": d.record_count})).collect(),
+        ));
+    } else {
+        for d in domains {
+            println!("{}", d.name);
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_lines(ctx: &Ctx, args: Arguments) -> Result<i32> {
+    let p = positionals(args, &["DOMAIN"])?;
+    let lines = ctx.client()?.describe_support_lines(Some(&p[0]))?;
+    if ctx.json {
+        print_json(&Value::Array(
+            lines
+                .iter()
+                .map(|l| json!({"code": l.code, "name": l.name, "display_name": l.display_name, "father_code": l.father_code}))
+                .collect(),
+        ));
+    } else {
+        for l in lines {
+            let name = if l.display_name.is_empty() { &l.name } else { &l.display_name };
+            println!("{} {}", l.code, name);
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_serve(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    let listen: Option<String> = args.opt_value_from_str("--listen").map_err(arg_err)?;
+    positionals(args, &[])?;
+    let client = std::sync::Arc::new(ctx.client()?);
+    crate::serve::run(&ctx.config, client, listen)?;
+    Ok(0)
+}
+
+fn opt_u32(args: &mut Arguments, name: &'static str) -> Result<Option<u32>> {
+    args.opt_value_from_fn(name, |s: &str| s.parse::<u32>()).map_err(|_| usage(format!("{name} takes a whole number")))
+}
+
+fn cmd_records(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    let sub: Option<String> = args.subcommand().map_err(arg_err)?;
+    match sub.as_deref() {
+        Some("list") => {
+            let filter = RecordFilter {
+                rr: args.opt_value_from_str("--rr").map_err(arg_err)?,
+                rtype: args.opt_value_from_str::<_, String>("--type").map_err(arg_err)?.map(|t| t.to_ascii_uppercase()),
+                line: args.opt_value_from_str("--line").map_err(arg_err)?,
+            };
+            let p = positionals(args, &["DOMAIN"])?;
+            let recs = ctx.client()?.describe_domain_records(&p[0], &filter)?;
+            if ctx.json {
+                print_json(&Value::Array(
+                    recs.iter()
+                        .map(|r| {
+                            json!({"id": r.id, "domain": r.domain, "rr": r.rr, "type": r.rtype, "value": r.value,
+                                   "ttl": r.ttl, "line": r.line, "status": r.status, "priority": r.priority,
+                                   "locked": r.locked})
+                        })
+                        .collect(),
+                ));
+            } else {
+                for r in recs {
+                    println!("{} {} {} {} {} {} {}", r.id, r.rr, r.rtype, r.value, r.ttl, r.line, r.status);
+                }
+            }
+            Ok(0)
+        }
+        Some("add") => {
+            let ttl = opt_u32(&mut args, "--ttl")?;
+            let priority = opt_u32(&mut args, "--priority")?;
+            let line: Option<String> = args.opt_value_from_str("--line").map_err(arg_err)?;
+            let p = positionals(args, &["DOMAIN", "RR", "TYPE", "VALUE"])?;
+            let spec = RecordSpec {
+                rr: p[1].clone(),
+                rtype: p[2].to_ascii_uppercase(),
+                value: p[3].clone(),
+                ttl,
+                line,
+                priority,
+            };
+            let id = ctx.client()?.add_domain_record(&p[0], &spec)?;
+            println!("{id}");
+            Ok(0)
+        }
+        Some("update") => {
+            let ttl = opt_u32(&mut args, "--ttl")?;
+            let priority = opt_u32(&mut args, "--priority")?;
+            let line: Option<String> = args.opt_value_from_str("--line").map_err(arg_err)?;
+            let p = positionals(args, &["ID", "RR", "TYPE", "VALUE"])?;
+            let client = ctx.client()?;
+            // AliDNS may reset an omitted TTL or line to its default: send the current ones.
+            let cur = client.describe_domain_record_info(&p[0])?;
+            let spec = RecordSpec {
+                rr: p[1].clone(),
+                rtype: p[2].to_ascii_uppercase(),
+                value: p[3].clone(),
+                ttl: ttl.or(Some(cur.ttl)),
+                line: line.or(Some(cur.line.clone())),
+                priority: priority.or(cur.priority),
+            };
+            let outcome = if crate::alidns::spec_matches(&cur, &spec) {
+                UpdateOutcome::Unchanged
+            } else {
+                client.update_domain_record(&p[0], &spec)?
+            };
+            match outcome {
+                UpdateOutcome::Updated => println!("updated {}", p[0]),
+                UpdateOutcome::Unchanged => println!("unchanged {}", p[0]),
+            }
+            Ok(0)
+        }
+        Some("delete") => {
+            let p = positionals(args, &["ID"])?;
+            ctx.client()?.delete_domain_record(&p[0])?;
+            println!("deleted {}", p[0]);
+            Ok(0)
+        }
+        Some(other) => Err(usage(format!("unknown records command '{other}'; use list, add, update or delete"))),
+        None => Err(usage("records needs list, add, update or delete; see aliddns records --help")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(a: &[&str]) -> Result<i32> {
+        run(a.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn version_names_target_and_features() {
+        let v = version_text();
+        assert!(v.starts_with(&format!("aliddns {} (", env!("CARGO_PKG_VERSION"))));
+        assert!(v.contains(env!("ALIDDNS_TARGET")));
+        assert!(v.contains("features: "));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        assert_eq!(run_args(&["frobnicate"]).unwrap_err().exit_code(), 2);
+        assert_eq!(run_args(&["--endpoint", "ftp://x", "domains"]).unwrap_err().exit_code(), 2);
+        assert_eq!(run_args(&["-c", "/nonexistent/aliddns.conf", "domains"]).unwrap_err().exit_code(), 2);
+        assert_eq!(run_args(&["records"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn help_exits_0() {
+        assert_eq!(run_args(&["--help"]).unwrap(), 0);
+        assert_eq!(run_args(&["records", "--help"]).unwrap(), 0);
+    }
+}
