@@ -314,6 +314,9 @@ impl Client {
         (q, all)
     }
 
+    // The error travels with the server's Date (for clock correction); it lives
+    // only between call_once and call, so its size does not matter.
+    #[allow(clippy::result_large_err)]
     fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, (Error, Option<i64>)> {
         let (query, signed) = self.signed_query(action, params);
         if log::verbose() {

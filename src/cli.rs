@@ -156,10 +156,10 @@ fn run(args: Vec<OsString>) -> Result<i32> {
     let json = args.contains("--json");
     let config_path: Option<PathBuf> = args.opt_value_from_str(["-c", "--config"]).map_err(arg_err)?;
     let endpoint: Option<String> = args.opt_value_from_str("--endpoint").map_err(arg_err)?;
-    if let Some(e) = &endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            return Err(usage(format!("--endpoint '{e}' must start with https:// or http://")));
-        }
+    if let Some(e) = &endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(usage(format!("--endpoint '{e}' must start with https:// or http://")));
     }
     let cmd = args.subcommand().map_err(arg_err)?;
     let Some(cmd) = cmd else {
@@ -197,6 +197,8 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "lines" => cmd_lines(&ctx, args),
         "records" => cmd_records(&ctx, args),
         "serve" => cmd_serve(&ctx, args),
+        "update" => cmd_update(&ctx, args),
+        "run" => cmd_run(&ctx, args),
         _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
     }
 }
@@ -276,6 +278,49 @@ fn cmd_lines(ctx: &Ctx, args: Arguments) -> Result<i32> {
             println!("{} {}", l.code, name);
         }
     }
+    Ok(0)
+}
+
+/// A client when credentials exist; for a dry run, their absence is not an error.
+fn client_for_pass(ctx: &Ctx, dry_run: bool) -> Result<Option<Client>> {
+    match ctx.client() {
+        Ok(c) => Ok(Some(c)),
+        Err(Error::Config(m)) if dry_run && m.starts_with("no AliDNS credentials") => {
+            log::info("dry run without credentials: detecting addresses only");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn no_records(ctx: &Ctx) -> Result<()> {
+    if ctx.config.records.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: no records configured (add a section with domain= and sub_domain=)",
+            ctx.config.path.as_ref().map_or_else(|| config::DEFAULT_PATH.into(), |p| p.display().to_string())
+        )));
+    }
+    Ok(())
+}
+
+fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    let opts = crate::ddns::PassOptions { force: args.contains("--force"), dry_run: args.contains("--dry-run") };
+    positionals(args, &[])?;
+    no_records(ctx)?;
+    let client = client_for_pass(ctx, opts.dry_run)?;
+    let summary = crate::ddns::pass(&ctx.config, client.as_ref(), opts);
+    for r in &summary.reports {
+        println!("{}", r.line());
+    }
+    log::debug(format!("{} AliDNS API call(s)", summary.api_calls));
+    Ok(if summary.any_failed() { 1 } else { 0 })
+}
+
+fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
+    positionals(args, &[])?;
+    no_records(ctx)?;
+    let client = ctx.client()?;
+    crate::ddns::run_loop(&ctx.config, Some(&client));
     Ok(0)
 }
 

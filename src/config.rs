@@ -520,10 +520,10 @@ impl Config {
         gl.access_key = g.string("access_key").map(Secret::new);
         gl.security_token = g.string("security_token").map(Secret::new);
         gl.endpoint = g.string("endpoint");
-        if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty()) {
-            if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-                return Err(g.err(e, format!("'{}' must start with http:// or https://", e.value)));
-            }
+        if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
+            && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+        {
+            return Err(g.err(e, format!("'{}' must start with http:// or https://", e.value)));
         }
         gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
         gl.debug = g.boolean("debug", false)?;
@@ -598,22 +598,48 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Reads and interprets `path`.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
-        let doc = parse_document(path, &text)?;
-        Ok(Config::from_document(&doc)?)
-    }
-
-    /// Loads `path`; a missing file is an empty config only when it is the default
-    /// path (credentials may come from the environment), an error otherwise.
+    /// Loads `path` and applies `ALIDDNS_*` environment overrides. A missing file is
+    /// an empty config only when it is the default path (credentials may come from
+    /// the environment), an error otherwise.
     pub fn load_or_default(path: &Path, explicit: bool) -> Result<Config> {
+        let mut doc = if !explicit && !path.exists() {
+            Document { path: path.to_path_buf(), sections: Vec::new() }
+        } else {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+            parse_document(path, &text)?
+        };
+        apply_env_overrides(&mut doc, |k| std::env::var(k).ok());
+        let mut cfg = Config::from_document(&doc)?;
         if !explicit && !path.exists() {
-            return Ok(Config::default());
+            cfg.path = None;
         }
-        Config::load(path)
+        Ok(cfg)
     }
+}
+
+/// Lets `ALIDDNS_<KEY>` (e.g. `ALIDDNS_STATE_FILE`, `ALIDDNS_IP_URLS`) override any
+/// run-wide key, for systemd `Environment=` lines and containers; the file stays
+/// the place for everything per record.
+pub fn apply_env_overrides(doc: &mut Document, env: impl Fn(&str) -> Option<String>) {
+    let overrides: Vec<Entry> = GLOBAL_KEYS
+        .iter()
+        .filter_map(|k| {
+            env(&format!("ALIDDNS_{}", k.to_ascii_uppercase())).map(|v| Entry {
+                key: k.to_string(),
+                value: v.trim().to_string(),
+                line: 0,
+            })
+        })
+        .collect();
+    if overrides.is_empty() {
+        return;
+    }
+    if !doc.sections.iter().any(|s| s.kind == SectionKind::Global) {
+        doc.sections.insert(0, Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] });
+    }
+    let g = doc.sections.iter_mut().find(|s| s.kind == SectionKind::Global).expect("inserted above");
+    g.entries.extend(overrides);
 }
 
 fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<RecordConf>, ConfigError> {
@@ -817,6 +843,26 @@ interface=eth0
         assert!(h.enabled);
         assert_eq!(h.domains, vec!["a.com", "b.com"]);
         assert_eq!(h.secret.unwrap().expose(), "0123456789abcdef");
+    }
+
+    #[test]
+    fn environment_overrides_global_keys() {
+        let mut doc = parse_document(Path::new("/etc/ddns.conf"), "[DEFAULT]\ninterval=600\n").unwrap();
+        apply_env_overrides(&mut doc, |k| match k {
+            "ALIDDNS_INTERVAL" => Some("60".into()),
+            "ALIDDNS_STATE_FILE" => Some("/tmp/s".into()),
+            _ => None,
+        });
+        let c = Config::from_document(&doc).unwrap();
+        assert_eq!(c.global.interval, 60);
+        assert_eq!(c.global.state_file, PathBuf::from("/tmp/s"));
+        let mut empty = Document::default();
+        apply_env_overrides(&mut empty, |k| (k == "ALIDDNS_ACCESS_ID").then(|| "x".to_string()));
+        assert_eq!(Config::from_document(&empty).unwrap().global.access_id.as_deref(), Some("x"));
+        let mut bad = Document::default();
+        apply_env_overrides(&mut bad, |k| (k == "ALIDDNS_TIMEOUT").then(|| "never".to_string()));
+        let e = Config::from_document(&bad).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("timeout"));
     }
 
     #[test]

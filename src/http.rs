@@ -109,10 +109,10 @@ fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
         // An explicitly configured file must exist.
         roots = Some(load(p)?.ok_or_else(|| Error::Config(format!("ca_file {}: no such file", p.display())))?);
     }
-    if roots.is_none() {
-        if let Some(p) = env_file.as_deref() {
-            roots = load(p)?;
-        }
+    if roots.is_none()
+        && let Some(p) = env_file.as_deref()
+    {
+        roots = load(p)?;
     }
     for p in CA_BUNDLE_PATHS {
         if roots.is_some() {

@@ -1,15 +1,18 @@
 //! aliddns: an AliDNS DDNS client and GoEdge custom HTTP DNS bridge for routers.
 //! The work lives in the modules; main only hands the arguments to the CLI.
 
+mod addr;
 mod alidns;
 mod cli;
 mod clock;
 mod config;
+mod ddns;
 mod error;
 mod http;
 mod log;
 mod serve;
 mod sign;
+mod state;
 
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());

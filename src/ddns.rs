@@ -1,0 +1,409 @@
+//! The DDNS reconcile pass behind `update` and `run`: for each configured record,
+//! find the wanted address, and touch AliDNS only when needed — no API call when
+//! the state file says the value is published and was verified recently, one
+//! lookup otherwise, and an update or create only when the value differs.
+
+use crate::addr::{AddrRequest, Detector};
+use crate::alidns::{Client, Record, RecordSpec, UpdateOutcome, values_equal};
+use crate::config::{Config, RecordConf, RecordType};
+use crate::error::Error;
+use crate::http::{Family, HttpOptions};
+use crate::log;
+use crate::state::{self, Lock, State};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a pass behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Ignore the state file and ask AliDNS about every record.
+    pub force: bool,
+    /// Change nothing; print what would be done.
+    pub dry_run: bool,
+}
+
+/// What happened to one record.
+#[derive(Debug)]
+pub enum Outcome {
+    /// AliDNS already had the value.
+    Unchanged,
+    /// The record was changed from the old value.
+    Updated(String),
+    /// The record was added.
+    Created,
+    /// No such record and `create` is off.
+    Missing,
+    /// Something failed; the record may be stale.
+    Failed(Error),
+    /// Dry run: what would be done.
+    Plan(String),
+}
+
+/// One line of the pass's report.
+#[derive(Debug)]
+pub struct RecordReport {
+    /// `www.example.com`.
+    pub name: String,
+    /// `A` or `AAAA`.
+    pub rtype: &'static str,
+    /// The wanted value, if it could be found.
+    pub value: Option<IpAddr>,
+    /// The result.
+    pub outcome: Outcome,
+}
+
+impl RecordReport {
+    /// `www.example.com A 203.0.113.7 updated`, the documented line format.
+    pub fn line(&self) -> String {
+        let value = self.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let what = match &self.outcome {
+            Outcome::Unchanged => "unchanged".to_string(),
+            Outcome::Updated(_) => "updated".to_string(),
+            Outcome::Created => "created".to_string(),
+            Outcome::Missing => "missing".to_string(),
+            Outcome::Failed(Error::Api(e)) => format!("failed: {}: {}", e.code, e.message),
+            Outcome::Failed(e) => format!("failed: {e}"),
+            Outcome::Plan(p) => format!("dry-run: {p}"),
+        };
+        format!("{} {} {} {}", self.name, self.rtype, value, what)
+    }
+
+    /// Whether this record is not known to be current.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_) | Outcome::Missing)
+    }
+}
+
+/// Counts over a pass, for the log.
+#[derive(Debug, Default)]
+pub struct PassSummary {
+    /// Per-record results in config order.
+    pub reports: Vec<RecordReport>,
+    /// HTTP requests made to AliDNS.
+    pub api_calls: u32,
+}
+
+impl PassSummary {
+    /// Whether any record failed or is missing (exit status 1).
+    pub fn any_failed(&self) -> bool {
+        self.reports.iter().any(RecordReport::failed)
+    }
+}
+
+/// Runs one pass over every record of `cfg`. `client` is None only for a dry run
+/// without credentials.
+pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSummary {
+    let g = &cfg.global;
+    let calls_before = client.map_or(0, Client::calls);
+    let _lock = if opts.dry_run { None } else { Lock::acquire(&g.state_file, Duration::from_secs(120)) };
+    // Loaded even with --force, which only skips the cache check: entries of
+    // other records must survive the rewrite.
+    let mut st = State::load(&g.state_file);
+    let detector = Detector::new(HttpOptions {
+        timeout: Duration::from_secs(g.timeout),
+        ca_file: g.ca_file.clone(),
+        family: None,
+    });
+    let mut dirty = false;
+    let mut summary = PassSummary::default();
+    for rec in &cfg.records {
+        let name = rec.fqdn();
+        let rtype = rec.rtype.as_str();
+        let mut report = RecordReport { name: name.clone(), rtype, value: None, outcome: Outcome::Unchanged };
+        let req = AddrRequest {
+            family: if rec.rtype == RecordType::A { Family::V4 } else { Family::V6 },
+            interface: rec.interface.as_deref().or(g.nic_interface.as_deref()),
+            ipv6_suffix: rec.ipv6_suffix,
+            prefer: rec.ipv6_prefer,
+            urls: if rec.rtype == RecordType::A { &g.ip_urls } else { &g.ipv6_urls },
+        };
+        let wanted = match detector.detect(&req) {
+            Ok(d) => {
+                for w in &d.warnings {
+                    log::warn(format!("{name} {rtype}: {w}"));
+                }
+                log::debug(format!("{name} {rtype}: wanted {} from {}", d.addr, d.source));
+                d.addr
+            }
+            Err(e) => {
+                report.outcome = Outcome::Failed(e);
+                summary.reports.push(report);
+                continue;
+            }
+        };
+        report.value = Some(wanted);
+        let value = wanted.to_string();
+        let key = state::key(&name, rtype, &rec.line_code);
+        let now = crate::clock::system_now();
+        let cached = st.entries.get(&key).filter(|e| {
+            let age = now - e.checked;
+            e.value == value && (0..g.verify_interval as i64).contains(&age)
+        });
+        if let (Some(e), false) = (cached, opts.force) {
+            log::debug(format!(
+                "{name} {rtype}: published as {} and verified {}s ago; no API call",
+                e.value,
+                now - e.checked
+            ));
+            report.outcome =
+                if opts.dry_run { Outcome::Plan("unchanged (state file)".into()) } else { Outcome::Unchanged };
+            summary.reports.push(report);
+            continue;
+        }
+        let Some(client) = client else {
+            report.outcome = Outcome::Plan(format!(
+                "would compare with {name} {rtype} on line {} at AliDNS (no credentials)",
+                rec.line_code
+            ));
+            summary.reports.push(report);
+            continue;
+        };
+        let outcome = reconcile(client, rec, &value, opts.dry_run);
+        match &outcome {
+            Ok((out, id)) => {
+                if !opts.dry_run {
+                    st.entries.insert(key, state::Entry { value: value.clone(), record_id: id.clone(), checked: now });
+                    dirty = true;
+                    if let Outcome::Updated(old) = out {
+                        on_change(cfg, rec, "updated", old, &value, id);
+                    } else if let Outcome::Created = out {
+                        on_change(cfg, rec, "created", "", &value, id);
+                    }
+                }
+            }
+            Err(_) => {
+                if st.entries.remove(&key).is_some() {
+                    dirty = !opts.dry_run;
+                }
+            }
+        }
+        report.outcome = match outcome {
+            Ok((o, _)) => o,
+            Err(e) => Outcome::Failed(e),
+        };
+        summary.reports.push(report);
+    }
+    if dirty && let Err(e) = st.save(&g.state_file) {
+        log::warn(format!("cannot write state file {}: {e}", g.state_file.display()));
+    }
+    summary.api_calls = client.map_or(0, Client::calls) - calls_before;
+    summary
+}
+
+/// Brings one record to `value`; returns the outcome and the RecordId.
+fn reconcile(client: &Client, rec: &RecordConf, value: &str, dry_run: bool) -> Result<(Outcome, String), Error> {
+    let rtype = rec.rtype.as_str();
+    let name = rec.fqdn();
+    let found = lookup(client, rec)?;
+    if found.is_empty() {
+        if !rec.create {
+            return Ok((Outcome::Missing, String::new()));
+        }
+        if dry_run {
+            return Ok((Outcome::Plan(format!("would create with value {value}")), String::new()));
+        }
+        let spec = spec(rec, value, None);
+        return match client.add_domain_record(&rec.domain, &spec) {
+            Ok(id) => Ok((Outcome::Created, id)),
+            Err(e) if e.code() == Some("DomainRecordDuplicate") => {
+                // Another run created it between our lookup and our add.
+                let again = lookup(client, rec)?;
+                match again.iter().find(|r| values_equal(rtype, &r.value, value)) {
+                    Some(r) => Ok((Outcome::Unchanged, r.id.clone())),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+    }
+    if found.len() > 1 {
+        log::warn(format!(
+            "{name} {rtype}: {} records on line {} ({}); only one is kept current, the others are left alone",
+            found.len(),
+            rec.line_code,
+            found.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    // Prefer a record that already has the value, else the oldest (lowest id).
+    let target = found.iter().find(|r| values_equal(rtype, &r.value, value)).unwrap_or(&found[0]);
+    let ttl_ok = rec.ttl.is_none_or(|t| t == target.ttl);
+    if values_equal(rtype, &target.value, value) && ttl_ok {
+        return Ok((Outcome::Unchanged, target.id.clone()));
+    }
+    if target.locked {
+        return Err(Error::Other(format!(
+            "record {} is locked at AliDNS; unlock it to let aliddns update it",
+            target.id
+        )));
+    }
+    if dry_run {
+        return Ok((
+            Outcome::Plan(format!("would update record {} from {}", target.id, target.value)),
+            target.id.clone(),
+        ));
+    }
+    match client.update_domain_record(&target.id, &spec(rec, value, Some(target)))? {
+        UpdateOutcome::Updated => Ok((Outcome::Updated(target.value.clone()), target.id.clone())),
+        UpdateOutcome::Unchanged => Ok((Outcome::Unchanged, target.id.clone())),
+    }
+}
+
+fn lookup(client: &Client, rec: &RecordConf) -> Result<Vec<Record>, Error> {
+    let mut found = client.describe_sub_domain_records(
+        &rec.fqdn(),
+        Some(&rec.domain),
+        Some(rec.rtype.as_str()),
+        Some(&rec.line_code),
+    )?;
+    // The lookup is by full name; keep exactly this RR (a zone may hold a.b and b).
+    found.retain(|r| r.rr.eq_ignore_ascii_case(&rec.sub_domain));
+    found.sort_by(|a, b| numeric_id(&a.id).cmp(&numeric_id(&b.id)).then_with(|| a.id.cmp(&b.id)));
+    Ok(found)
+}
+
+fn numeric_id(id: &str) -> u128 {
+    id.parse().unwrap_or(u128::MAX)
+}
+
+fn spec(rec: &RecordConf, value: &str, current: Option<&Record>) -> RecordSpec {
+    RecordSpec {
+        rr: rec.sub_domain.clone(),
+        rtype: rec.rtype.as_str().to_string(),
+        value: value.to_string(),
+        // Send the current TTL unless one is configured: AliDNS may reset omitted ones.
+        ttl: rec.ttl.or(current.map(|c| c.ttl)),
+        line: Some(rec.line_code.clone()),
+        priority: None,
+    }
+}
+
+/// Runs the `on_change` hook with the change in environment variables, bounded
+/// in time so a hanging script cannot stall the daemon.
+fn on_change(cfg: &Config, rec: &RecordConf, action: &str, old: &str, new: &str, id: &str) {
+    let Some(cmd) = &cfg.global.on_change else { return };
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("ALIDDNS_ACTION", action)
+        .env("ALIDDNS_NAME", rec.fqdn())
+        .env("ALIDDNS_DOMAIN", &rec.domain)
+        .env("ALIDDNS_RR", &rec.sub_domain)
+        .env("ALIDDNS_TYPE", rec.rtype.as_str())
+        .env("ALIDDNS_LINE", &rec.line_code)
+        .env("ALIDDNS_OLD", old)
+        .env("ALIDDNS_NEW", new)
+        .env("ALIDDNS_RECORD_ID", id)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .stdin(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn(format!("on_change: cannot start /bin/sh: {e}"));
+            return;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return,
+            Ok(Some(status)) => {
+                log::warn(format!("on_change for {} exited with {status}", rec.fqdn()));
+                return;
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                log::warn(format!("on_change for {} still running after 60s; killed", rec.fqdn()));
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                log::warn(format!("on_change: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Signals the daemon reacts to, set from the signal handler.
+pub mod signals {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PASS_NOW: AtomicBool = AtomicBool::new(false);
+    static STOP: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // Only async-signal-safe work here: set a flag.
+        if sig == libc::SIGUSR1 {
+            PASS_NOW.store(true, Ordering::SeqCst);
+        } else {
+            STOP.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Installs handlers: SIGUSR1 asks for a pass now, SIGTERM/SIGINT for a clean stop.
+    pub fn install() {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        for sig in [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: installing a handler that only stores to atomics.
+            unsafe {
+                libc::signal(sig, handler);
+            }
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub fn stop_requested() -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+
+    /// Consumes a pending "pass now" request.
+    pub fn take_pass_request() -> bool {
+        PASS_NOW.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// `aliddns run`: a pass every `interval` seconds until SIGTERM. A failed pass is
+/// retried sooner (30 s, doubling up to the interval), so a WAN or clock that is
+/// not ready at boot costs seconds, not a whole interval.
+pub fn run_loop(cfg: &Config, client: Option<&Client>) {
+    signals::install();
+    let interval = Duration::from_secs(cfg.global.interval);
+    let mut retry = Duration::from_secs(30);
+    log::info(format!(
+        "aliddns {} running: {} record(s), every {}s",
+        env!("CARGO_PKG_VERSION"),
+        cfg.records.len(),
+        cfg.global.interval
+    ));
+    while !signals::stop_requested() {
+        let summary = pass(cfg, client, PassOptions::default());
+        for r in &summary.reports {
+            // Quiet when nothing happened, to keep the router's log readable.
+            if !matches!(r.outcome, Outcome::Unchanged) || log::verbose() {
+                log::info(r.line());
+            }
+        }
+        let wait = if summary.any_failed() {
+            let w = retry.min(interval);
+            retry = (retry * 2).min(interval);
+            log::info(format!("pass had failures; next try in {}s", w.as_secs()));
+            w
+        } else {
+            retry = Duration::from_secs(30);
+            interval
+        };
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !signals::stop_requested() {
+            if signals::take_pass_request() {
+                log::info("SIGUSR1: pass now");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    log::info("stopping");
+}
