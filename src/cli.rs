@@ -199,6 +199,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "serve" => cmd_serve(&ctx, args),
         "update" => cmd_update(&ctx, args),
         "run" => cmd_run(&ctx, args),
+        "ip" => cmd_ip(&ctx, args),
         _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
     }
 }
@@ -322,6 +323,44 @@ fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
     let client = ctx.client()?;
     crate::ddns::run_loop(&ctx.config, Some(&client));
     Ok(0)
+}
+
+fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    use crate::addr::{AddrRequest, Detector};
+    use crate::http::{Family, HttpOptions};
+    let interface: Option<String> = args.opt_value_from_str("--interface").map_err(arg_err)?;
+    let family = match args.opt_value_from_str::<_, String>("--family").map_err(arg_err)?.as_deref() {
+        None | Some("4") => Family::V4,
+        Some("6") => Family::V6,
+        Some(other) => return Err(usage(format!("--family takes 4 or 6, not '{other}'"))),
+    };
+    positionals(args, &[])?;
+    let g = &ctx.config.global;
+    let detector =
+        Detector::new(HttpOptions { timeout: std::time::Duration::from_secs(g.timeout), ca_file: g.ca_file.clone(), family: None });
+    let req = AddrRequest {
+        family,
+        interface: interface.as_deref().or(g.nic_interface.as_deref()),
+        ipv6_suffix: None,
+        prefer: g.ipv6_prefer,
+        urls: if family == Family::V4 { &g.ip_urls } else { &g.ipv6_urls },
+    };
+    match detector.detect(&req) {
+        Ok(d) => {
+            for c in &d.candidates {
+                log::debug(format!("{} {} {}: {}", c.addr, c.source, if c.kept { "kept" } else { "dropped" }, c.reason));
+            }
+            for w in &d.warnings {
+                log::warn(w);
+            }
+            println!("{}", d.addr);
+            Ok(0)
+        }
+        Err(e) => {
+            log::error(&e);
+            Ok(1)
+        }
+    }
 }
 
 fn cmd_serve(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
