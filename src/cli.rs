@@ -336,8 +336,7 @@ fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     };
     positionals(args, &[])?;
     let g = &ctx.config.global;
-    let detector =
-        Detector::new(HttpOptions { timeout: std::time::Duration::from_secs(g.timeout), ca_file: g.ca_file.clone(), family: None });
+    let detector = Detector::new(HttpOptions::from_global(g));
     let req = AddrRequest {
         family,
         interface: interface.as_deref().or(g.nic_interface.as_deref()),
@@ -348,7 +347,13 @@ fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     match detector.detect(&req) {
         Ok(d) => {
             for c in &d.candidates {
-                log::debug(format!("{} {} {}: {}", c.addr, c.source, if c.kept { "kept" } else { "dropped" }, c.reason));
+                log::debug(format!(
+                    "{} {} {}: {}",
+                    c.addr,
+                    c.source,
+                    if c.kept { "kept" } else { "dropped" },
+                    c.reason
+                ));
             }
             for w in &d.warnings {
                 log::warn(w);
