@@ -10,6 +10,7 @@ mod http;
 mod log;
 mod serve;
 mod sign;
+mod uci;
 
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());
