@@ -294,6 +294,16 @@ fn client_for_pass(ctx: &Ctx, dry_run: bool) -> Result<Option<Client>> {
     }
 }
 
+/// Whether DDNS is switched off (UCI `option enabled '0'` in the global section);
+/// then update and run succeed without doing anything.
+fn ddns_disabled(ctx: &Ctx) -> bool {
+    if ctx.config.global.enabled {
+        return false;
+    }
+    log::info("DDNS is disabled (enabled=0 in the global section); nothing to do");
+    true
+}
+
 fn no_records(ctx: &Ctx) -> Result<()> {
     if ctx.config.records.is_empty() {
         return Err(Error::Config(format!(
@@ -307,6 +317,9 @@ fn no_records(ctx: &Ctx) -> Result<()> {
 fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     let opts = crate::ddns::PassOptions { force: args.contains("--force"), dry_run: args.contains("--dry-run") };
     positionals(args, &[])?;
+    if ddns_disabled(ctx) {
+        return Ok(0);
+    }
     no_records(ctx)?;
     let client = client_for_pass(ctx, opts.dry_run)?;
     let summary = crate::ddns::pass(&ctx.config, client.as_ref(), opts);
@@ -319,6 +332,9 @@ fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
 
 fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
     positionals(args, &[])?;
+    if ddns_disabled(ctx) {
+        return Ok(0);
+    }
     no_records(ctx)?;
     let client = ctx.client()?;
     crate::ddns::run_loop(&ctx.config, Some(&client));
