@@ -391,7 +391,6 @@ impl Detector {
 
 /// One-line-per-candidate report for `aliddns ip -v`: address, source, kept or
 /// dropped and why, then the warnings.
-#[cfg_attr(not(test), allow(dead_code))] // for cli's `ip -v`, which prints its own lines today
 pub fn describe(d: &Detection) -> String {
     let mut out = String::new();
     for c in &d.candidates {

@@ -362,17 +362,12 @@ fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     };
     match detector.detect(&req) {
         Ok(d) => {
-            for c in &d.candidates {
-                log::debug(format!(
-                    "{} {} {}: {}",
-                    c.addr,
-                    c.source,
-                    if c.kept { "kept" } else { "dropped" },
-                    c.reason
-                ));
-            }
-            for w in &d.warnings {
-                log::warn(w);
+            if log::verbose() {
+                eprint!("{}", crate::addr::describe(&d));
+            } else {
+                for w in &d.warnings {
+                    log::warn(w);
+                }
             }
             println!("{}", d.addr);
             Ok(0)
