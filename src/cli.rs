@@ -391,6 +391,18 @@ fn opt_u32(args: &mut Arguments, name: &'static str) -> Result<Option<u32>> {
     args.opt_value_from_fn(name, |s: &str| s.parse::<u32>()).map_err(|_| usage(format!("{name} takes a whole number")))
 }
 
+/// `FIRST RR TYPE VALUE [--ttl N] [--line CODE] [--priority N]`, shared by add and update.
+fn record_args(mut args: Arguments, first: &str) -> Result<(String, RecordSpec)> {
+    let ttl = opt_u32(&mut args, "--ttl")?;
+    let priority = opt_u32(&mut args, "--priority")?;
+    let line: Option<String> = args.opt_value_from_str("--line").map_err(arg_err)?;
+    let mut p = positionals(args, &[first, "RR", "TYPE", "VALUE"])?.into_iter();
+    let mut next = || p.next().unwrap_or_default();
+    let first = next();
+    let spec = RecordSpec { rr: next(), rtype: next().to_ascii_uppercase(), value: next(), ttl, line, priority };
+    Ok((first, spec))
+}
+
 fn cmd_records(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     let sub: Option<String> = args.subcommand().map_err(arg_err)?;
     match sub.as_deref() {
@@ -420,46 +432,30 @@ fn cmd_records(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
             Ok(0)
         }
         Some("add") => {
-            let ttl = opt_u32(&mut args, "--ttl")?;
-            let priority = opt_u32(&mut args, "--priority")?;
-            let line: Option<String> = args.opt_value_from_str("--line").map_err(arg_err)?;
-            let p = positionals(args, &["DOMAIN", "RR", "TYPE", "VALUE"])?;
-            let spec = RecordSpec {
-                rr: p[1].clone(),
-                rtype: p[2].to_ascii_uppercase(),
-                value: p[3].clone(),
-                ttl,
-                line,
-                priority,
-            };
-            let id = ctx.client()?.add_domain_record(&p[0], &spec)?;
+            let (domain, spec) = record_args(args, "DOMAIN")?;
+            let id = ctx.client()?.add_domain_record(&domain, &spec)?;
             println!("{id}");
             Ok(0)
         }
         Some("update") => {
-            let ttl = opt_u32(&mut args, "--ttl")?;
-            let priority = opt_u32(&mut args, "--priority")?;
-            let line: Option<String> = args.opt_value_from_str("--line").map_err(arg_err)?;
-            let p = positionals(args, &["ID", "RR", "TYPE", "VALUE"])?;
+            let (id, given) = record_args(args, "ID")?;
             let client = ctx.client()?;
             // AliDNS may reset an omitted TTL or line to its default: send the current ones.
-            let cur = client.describe_domain_record_info(&p[0])?;
+            let cur = client.describe_domain_record_info(&id)?;
             let spec = RecordSpec {
-                rr: p[1].clone(),
-                rtype: p[2].to_ascii_uppercase(),
-                value: p[3].clone(),
-                ttl: ttl.or(Some(cur.ttl)),
-                line: line.or(Some(cur.line.clone())),
-                priority: priority.or(cur.priority),
+                ttl: given.ttl.or(Some(cur.ttl)),
+                line: given.line.clone().or(Some(cur.line.clone())),
+                priority: given.priority.or(cur.priority),
+                ..given
             };
             let outcome = if crate::alidns::spec_matches(&cur, &spec) {
                 UpdateOutcome::Unchanged
             } else {
-                client.update_domain_record(&p[0], &spec)?
+                client.update_domain_record(&id, &spec)?
             };
             match outcome {
-                UpdateOutcome::Updated => println!("updated {}", p[0]),
-                UpdateOutcome::Unchanged => println!("unchanged {}", p[0]),
+                UpdateOutcome::Updated => println!("updated {id}"),
+                UpdateOutcome::Unchanged => println!("unchanged {id}"),
             }
             Ok(0)
         }

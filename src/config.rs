@@ -90,6 +90,13 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// A problem at `line` (0 = the file as a whole), about `key` if given.
+    pub fn at(path: &Path, line: usize, key: Option<&str>, message: String) -> ConfigError {
+        ConfigError { path: path.to_path_buf(), line, key: key.map(str::to_string), message }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.path.display())?;
@@ -113,12 +120,7 @@ impl From<ConfigError> for Error {
 /// `[section]`, `key=value` or `key: value`, `#`/`;` comment lines, indented
 /// continuation lines, case-insensitive keys.
 pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    let err = |line: usize, key: Option<&str>, message: String| ConfigError {
-        path: path.to_path_buf(),
-        line,
-        key: key.map(str::to_string),
-        message,
-    };
+    let err = |line: usize, key: Option<&str>, message: String| ConfigError::at(path, line, key, message);
     let mut doc = Document { path: path.to_path_buf(), sections: Vec::new() };
     for (idx, raw) in text.lines().enumerate() {
         let lineno = idx + 1;

@@ -219,12 +219,7 @@ fn describe(section: &Section, utype: &str) -> String {
 /// Parses UCI text into a [`Document`]. Errors name the file, the line and, past the
 /// first `config` line, the section they occur in.
 pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    let err = |line: usize, key: Option<&str>, message: String| ConfigError {
-        path: path.to_path_buf(),
-        line,
-        key: key.map(str::to_string),
-        message,
-    };
+    let err = |line: usize, key: Option<&str>, message: String| ConfigError::at(path, line, key, message);
     let mut doc = Document { path: path.to_path_buf(), sections: Vec::new() };
     // The UCI type of each section, parallel to doc.sections, for messages.
     let mut types: Vec<String> = Vec::new();
