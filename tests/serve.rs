@@ -343,7 +343,9 @@ fn raw_http(addr: &str, bytes: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-fn signed_headers(secret: &str, ts: i64, body: &str) -> Vec<(String, String)> {
+type Headers = Vec<(String, String)>;
+
+fn signed_headers(secret: &str, ts: i64, body: &str) -> Headers {
     let ts = ts.to_string();
     vec![
         ("Content-Length".into(), body.len().to_string()),
@@ -369,7 +371,7 @@ fn security_rejections_while_valid_requests_keep_being_served() {
     let body = go_map(vec![("action", go_str("GetRecords")), ("domain", go_str("example.com"))]);
     let mut bad = bridge.client();
     let now = goedge::now();
-    let cases: Vec<(&str, Vec<(String, String)>, String, u16)> = vec![
+    let cases: Vec<(&str, Headers, String, u16)> = vec![
         ("wrong token", signed_headers("wrong-secret-wrong-secret", now, &body), body.clone(), 401),
         ("stale timestamp", signed_headers(SECRET, now - 301, &body), body.clone(), 403),
         ("future timestamp", signed_headers(SECRET, now + 3600, &body), body.clone(), 403),
