@@ -692,12 +692,16 @@ fn worker(s: &Shared, rx: &Mutex<Receiver<Job>>) {
             close_quietly(conn);
             continue;
         }
-        conn.phase = Phase::Idle;
-        conn.deadline = Instant::now() + s.limits.idle_timeout;
         conn.head = None;
         conn.sent_continue = false;
         if conn.buf.is_empty() {
+            conn.phase = Phase::Idle;
+            conn.deadline = Instant::now() + s.limits.idle_timeout;
             conn.buf = Vec::new(); // give back the capacity while idle
+        } else {
+            // The next request was pipelined behind this one: it is already under way.
+            conn.phase = Phase::Reading;
+            conn.deadline = Instant::now() + s.limits.request_timeout;
         }
         s.returned.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         s.wake();

@@ -512,3 +512,23 @@ fn https_with_the_configured_certificate() {
     assert_ne!(status, 200);
     assert_eq!(ge.default_route(), "default");
 }
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let sim = sim_with_zones();
+    let mut bridge = Bridge::start(&sim, &allow_example());
+    let mut ge = bridge.client();
+    assert_eq!(ge.default_route(), "default");
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(bridge.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = bridge.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(bridge.log_contains("serve: stopping"), "{}", bridge.log());
+}
