@@ -95,7 +95,7 @@ impl ClientOptions {
                 .map(str::to_string)
                 .or_else(|| g.endpoint.clone())
                 .unwrap_or_else(|| crate::config::DEFAULT_ENDPOINT.to_string()),
-            http: HttpOptions { timeout: Duration::from_secs(g.timeout), ca_file: g.ca_file.clone(), family: None },
+            http: HttpOptions::from_global(g),
             retries: g.retries,
             retry_delay: Duration::from_millis(g.retry_delay_ms),
         }

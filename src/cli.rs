@@ -199,6 +199,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "serve" => cmd_serve(&ctx, args),
         "update" => cmd_update(&ctx, args),
         "run" => cmd_run(&ctx, args),
+        "ip" => cmd_ip(&ctx, args),
         _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
     }
 }
@@ -293,6 +294,16 @@ fn client_for_pass(ctx: &Ctx, dry_run: bool) -> Result<Option<Client>> {
     }
 }
 
+/// Whether DDNS is switched off (UCI `option enabled '0'` in the global section);
+/// then update and run succeed without doing anything.
+fn ddns_disabled(ctx: &Ctx) -> bool {
+    if ctx.config.global.enabled {
+        return false;
+    }
+    log::info("DDNS is disabled (enabled=0 in the global section); nothing to do");
+    true
+}
+
 fn no_records(ctx: &Ctx) -> Result<()> {
     if ctx.config.records.is_empty() {
         return Err(Error::Config(format!(
@@ -306,6 +317,9 @@ fn no_records(ctx: &Ctx) -> Result<()> {
 fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     let opts = crate::ddns::PassOptions { force: args.contains("--force"), dry_run: args.contains("--dry-run") };
     positionals(args, &[])?;
+    if ddns_disabled(ctx) {
+        return Ok(0);
+    }
     no_records(ctx)?;
     let client = client_for_pass(ctx, opts.dry_run)?;
     let summary = crate::ddns::pass(&ctx.config, client.as_ref(), opts);
@@ -318,10 +332,51 @@ fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
 
 fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
     positionals(args, &[])?;
+    if ddns_disabled(ctx) {
+        return Ok(0);
+    }
     no_records(ctx)?;
     let client = ctx.client()?;
     crate::ddns::run_loop(&ctx.config, Some(&client));
     Ok(0)
+}
+
+fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    use crate::addr::{AddrRequest, Detector};
+    use crate::http::{Family, HttpOptions};
+    let interface: Option<String> = args.opt_value_from_str("--interface").map_err(arg_err)?;
+    let family = match args.opt_value_from_str::<_, String>("--family").map_err(arg_err)?.as_deref() {
+        None | Some("4") => Family::V4,
+        Some("6") => Family::V6,
+        Some(other) => return Err(usage(format!("--family takes 4 or 6, not '{other}'"))),
+    };
+    positionals(args, &[])?;
+    let g = &ctx.config.global;
+    let detector = Detector::new(HttpOptions::from_global(g));
+    let req = AddrRequest {
+        family,
+        interface: interface.as_deref().or(g.nic_interface.as_deref()),
+        ipv6_suffix: None,
+        prefer: g.ipv6_prefer,
+        urls: if family == Family::V4 { &g.ip_urls } else { &g.ipv6_urls },
+    };
+    match detector.detect(&req) {
+        Ok(d) => {
+            if log::verbose() {
+                eprint!("{}", crate::addr::describe(&d));
+            } else {
+                for w in &d.warnings {
+                    log::warn(w);
+                }
+            }
+            println!("{}", d.addr);
+            Ok(0)
+        }
+        Err(e) => {
+            log::error(&e);
+            Ok(1)
+        }
+    }
 }
 
 fn cmd_serve(ctx: &Ctx, mut args: Arguments) -> Result<i32> {

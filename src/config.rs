@@ -175,9 +175,11 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
     Ok(doc)
 }
 
-/// Parses a config file of either supported format, detected from its content.
+/// Parses a config file of either supported format, detected from its content:
+/// UCI (`/etc/config/aliddns`, see [`crate::uci`]) when the first command is
+/// `config …` or `package …`, INI otherwise.
 pub fn parse_document(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    parse_ini(path, text)
+    if crate::uci::looks_like_uci(text) { crate::uci::parse_uci(path, text) } else { parse_ini(path, text) }
 }
 
 /// Redacts itself in `Debug` so a secret never reaches a log by accident.
@@ -271,6 +273,10 @@ pub struct Global {
     pub ipv6_prefer: Ipv6Prefer,
     /// `[feature_public_ip_from_nic]`: take addresses from this interface.
     pub nic_interface: Option<String>,
+    /// `enabled` (default true): when false, `update` and `run` do nothing (the
+    /// OpenWrt package installs with `option enabled '0'`). `serve` is governed by
+    /// the httpdns section's own `enabled`.
+    pub enabled: bool,
 }
 
 impl Default for Global {
@@ -293,6 +299,7 @@ impl Default for Global {
             ca_file: None,
             ipv6_prefer: Ipv6Prefer::Stable,
             nic_interface: None,
+            enabled: true,
         }
     }
 }
@@ -516,6 +523,7 @@ impl Config {
         global_known.extend(RECORD_KEYS);
         g.warn_unknown(&global_known, &mut cfg.warnings);
         let gl = &mut cfg.global;
+        gl.enabled = g.boolean("enabled", true)?;
         gl.access_id = g.string("access_id");
         gl.access_key = g.string("access_key").map(Secret::new);
         gl.security_token = g.string("security_token").map(Secret::new);

@@ -35,6 +35,13 @@ pub struct HttpOptions {
     pub family: Option<Family>,
 }
 
+impl HttpOptions {
+    /// Timeouts and trust as the config's `[DEFAULT]` section sets them.
+    pub fn from_global(g: &crate::config::Global) -> HttpOptions {
+        HttpOptions { timeout: Duration::from_secs(g.timeout), ca_file: g.ca_file.clone(), family: None }
+    }
+}
+
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions { timeout: Duration::from_secs(10), ca_file: None, family: None }

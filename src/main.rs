@@ -14,6 +14,7 @@ mod log;
 mod serve;
 mod sign;
 mod state;
+mod uci;
 
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());

@@ -365,6 +365,29 @@ mod tests {
         assert_eq!(signature("POST", &tea, "testsecret"), "70Fnmok7UAmobsVup2qmuhwha80=");
     }
 
+    /// Random vectors computed by the official Python SDK (`scripts/sdk-interop.py`,
+    /// run by `.ci/steps/30-sdk-interop.sh`); skipped when the file is not given.
+    #[test]
+    fn official_sdk_vectors() {
+        let Some(path) = std::env::var_os("ALIDDNS_SDK_VECTORS") else { return };
+        let text = std::fs::read_to_string(path).expect("vectors file");
+        let vectors: serde_json::Value = serde_json::from_str(&text).expect("vectors JSON");
+        let vectors = vectors.as_array().expect("an array");
+        assert!(!vectors.is_empty());
+        for v in vectors {
+            let params: Vec<(String, String)> = v["params"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            let method = v["method"].as_str().unwrap();
+            assert_eq!(string_to_sign(method, &params), v["string_to_sign"].as_str().unwrap(), "{v}");
+            assert_eq!(signature(method, &params, v["secret"].as_str().unwrap()), v["signature"].as_str().unwrap());
+        }
+        eprintln!("{} official SDK vectors match", vectors.len());
+    }
+
     #[test]
     fn nonces_are_fresh_and_hex() {
         let a = nonce();

@@ -1,0 +1,415 @@
+//! `aliddns update`, `run` and `ip` as the real binary against the simulator, a
+//! loopback echo server and captured /proc files.
+
+mod common;
+
+use alidns_sim::{Fault, Sim};
+use common::{Echo, aliddns, tempdir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PROC_ROUTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc-router");
+
+struct Env {
+    sim: Sim,
+    echo: Echo,
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Env {
+    fn new(records: &str) -> Env {
+        Self::with_global("", records)
+    }
+
+    fn with_global(global: &str, records: &str) -> Env {
+        let sim = Sim::start();
+        sim.add_domain("example.com");
+        sim.add_domain("example.org");
+        let echo = Echo::start("203.0.113.7\n");
+        let dir = tempdir("ddns");
+        let conf = dir.join("aliddns.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\naccess_id=testid\naccess_key=testsecret\nendpoint={}\nip_urls={}\n\
+                 state_file={}\nretry_delay_ms=10\n{global}\n{records}",
+                sim.endpoint(),
+                echo.url,
+                dir.join("state").display()
+            ),
+        )
+        .unwrap();
+        Env { sim, echo, dir, conf }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = aliddns();
+        c.arg("-c").arg(&self.conf).args(args).env("ALIDDNS_PROC_ROOT", PROC_ROUTER);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run aliddns")
+    }
+
+    fn value_of(&self, domain: &str, rr: &str, rtype: &str) -> Vec<String> {
+        self.sim.records(domain).into_iter().filter(|r| r.rr == rr && r.rtype == rtype).map(|r| r.value).collect()
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const WWW_A: &str = "[www]\ndomain=example.com\nsub_domain=www\ntype=A\n";
+
+#[test]
+fn updates_an_existing_record_and_keeps_its_ttl_and_line() {
+    let env = Env::new(WWW_A);
+    let id = env.sim.add_record("example.com", "www", "A", "198.51.100.1", 1200, "default");
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    let r = env.sim.records("example.com").into_iter().find(|r| r.id == id).unwrap();
+    assert_eq!((r.value.as_str(), r.ttl, r.line.as_str()), ("203.0.113.7", 1200, "default"));
+    assert_eq!(env.sim.count("DescribeSubDomainRecords"), 1);
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 1);
+}
+
+#[test]
+fn unchanged_address_makes_zero_api_calls() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    assert!(env.run(&["update"]).status.success());
+    env.sim.reset_calls();
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 unchanged");
+    assert_eq!(env.sim.count("*"), 0, "the state file must spare every API call");
+    // A new address (PPPoE redial) is noticed on the next pass.
+    env.echo.set("203.0.113.99\n");
+    let o = env.run(&["update"]);
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.99 updated");
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.99"]);
+    // --force asks AliDNS even when the cache says current, and finds it current.
+    env.sim.reset_calls();
+    let o = env.run(&["update", "--force"]);
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.99 unchanged");
+    assert_eq!(env.sim.count("DescribeSubDomainRecords"), 1);
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 0);
+}
+
+#[test]
+fn verify_interval_zero_always_checks_but_never_updates_needlessly() {
+    let env = Env::with_global("verify_interval=0", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "203.0.113.7", 600, "default");
+    for _ in 0..2 {
+        let o = env.run(&["update"]);
+        assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 unchanged");
+    }
+    assert_eq!(env.sim.count("DescribeSubDomainRecords"), 2);
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 0);
+}
+
+#[test]
+fn missing_record_is_reported_or_created() {
+    let env = Env::new(WWW_A);
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 missing");
+    assert!(env.sim.records("example.com").is_empty());
+
+    let env = Env::new("[www]\ndomain=example.com\nsub_domain=www\ncreate=true\nttl=600\n");
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 created");
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+}
+
+#[test]
+fn aaaa_from_the_kernel_and_suffix_for_a_lan_host() {
+    let env = Env::new(
+        "[home6]\ndomain=example.com\nsub_domain=home\ntype=AAAA\ninterface=pppoe-wan\ncreate=true\n\
+         [nas6]\ndomain=example.com\nsub_domain=nas\ntype=AAAA\ninterface=br-lan\nipv6_suffix=::11:22ff:fe33:4455\ncreate=true\n\
+         [auto6]\ndomain=example.org\nsub_domain=@\ntype=AAAA\ninterface=auto\ncreate=true\n",
+    );
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    // Stable, non-deprecated global address of pppoe-wan (not the temporary one, not the old prefix).
+    assert_eq!(env.value_of("example.com", "home", "AAAA"), vec!["240e:38a:6c1b:2e00:211:22ff:fe33:4455"]);
+    assert_eq!(env.value_of("example.com", "nas", "AAAA"), vec!["240e:38a:6c1b:2e01:11:22ff:fe33:4455"]);
+    assert_eq!(env.value_of("example.org", "@", "AAAA"), vec!["240e:38a:6c1b:2e00:211:22ff:fe33:4455"]);
+}
+
+#[test]
+fn several_records_and_domains_in_one_pass() {
+    let env = Env::new(
+        "[a]\ndomain=example.com\nsub_domain=www\ncreate=true\n\
+         [b]\ndomain=example.com\nsub_domain=@\ncreate=true\n\
+         [c]\ndomain=example.com\nsub_domain=*\ncreate=true\n\
+         [d]\ndomain=example.org\nsub_domain=a.b\ncreate=true\n\
+         [e]\ndomain=example.org\nsub_domain=vpn\nline=telecom\ncreate=true\n",
+    );
+    env.sim.add_record("example.org", "vpn", "A", "198.51.100.5", 600, "default");
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).lines().count(), 5);
+    assert!(out(&o).lines().all(|l| l.ends_with(" created")), "{}", out(&o));
+    assert_eq!(env.value_of("example.com", "*", "A"), vec!["203.0.113.7"]);
+    assert_eq!(env.value_of("example.org", "a.b", "A"), vec!["203.0.113.7"]);
+    // The default-line record of vpn is untouched; a telecom-line one was created.
+    let vpn: Vec<_> = env.sim.records("example.org").into_iter().filter(|r| r.rr == "vpn").collect();
+    assert_eq!(vpn.len(), 2);
+    assert!(vpn.iter().any(|r| r.line == "default" && r.value == "198.51.100.5"));
+    assert!(vpn.iter().any(|r| r.line == "telecom" && r.value == "203.0.113.7"));
+    // One echo request serves all five records.
+    assert_eq!(env.echo.hits(), 1);
+}
+
+#[test]
+fn duplicates_on_a_line_update_one_and_delete_none() {
+    let env = Env::new(WWW_A);
+    let first = env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let second = env.sim.add_record("example.com", "www", "A", "198.51.100.2", 600, "default");
+    let o = env.run(&["update"]);
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert!(err(&o).contains("2 records"), "{}", err(&o));
+    let recs = env.sim.records("example.com");
+    assert_eq!(recs.len(), 2, "never delete");
+    assert_eq!(recs.iter().find(|r| r.id == first).unwrap().value, "203.0.113.7");
+    assert_eq!(recs.iter().find(|r| r.id == second).unwrap().value, "198.51.100.2");
+}
+
+#[test]
+fn throttling_and_server_errors_are_recovered() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.sim.inject(Fault::Throttle { count: 1, action: Some("DescribeSubDomainRecords".into()) });
+    env.sim.inject(Fault::ServerError { count: 1, status: 503, action: Some("UpdateDomainRecord".into()) });
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+}
+
+#[test]
+fn a_dropped_connection_during_update_is_retried_without_a_duplicate() {
+    let env = Env::new("[www]\ndomain=example.com\nsub_domain=www\ncreate=true\n");
+    env.sim.inject(Fault::Drop { count: 1, action: Some("AddDomainRecord".into()) });
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+}
+
+#[test]
+fn an_hour_of_clock_skew_is_recovered() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.sim.set_clock_offset(3600);
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert!(err(&o).contains("clock is off by"), "{}", err(&o));
+    // The offset is learned once and kept for the rest of the run.
+    let expired = env.sim.calls().iter().filter(|c| c.code.as_deref() == Some("InvalidTimeStamp.Expired")).count();
+    assert_eq!(expired, 1);
+}
+
+#[test]
+fn persistent_failure_is_reported_with_code_and_exit_1() {
+    let env = Env::with_global("retries=1", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.sim.inject(Fault::Throttle { count: 10, action: None });
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).trim().starts_with("www.example.com A 203.0.113.7 failed: Throttling.User: "), "{}", out(&o));
+}
+
+#[test]
+fn two_concurrent_runs_leave_no_duplicate() {
+    let env = Env::new("[www]\ndomain=example.com\nsub_domain=www\ncreate=true\n");
+    env.sim.inject(Fault::Delay { count: 4, ms: 150, action: None });
+    let a = env.cmd(&["update"]).spawn().unwrap();
+    let b = env.cmd(&["update"]).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", err(&a));
+    assert!(b.status.success(), "{}", err(&b));
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+    assert_eq!(env.sim.count("AddDomainRecord"), 1, "the second run waits and finds it current");
+}
+
+#[test]
+fn two_concurrent_runs_with_separate_state_files_leave_no_duplicate() {
+    let env = Env::new("[www]\ndomain=example.com\nsub_domain=www\ncreate=true\n");
+    let other = env.dir.join("other.conf");
+    let text = std::fs::read_to_string(&env.conf).unwrap().replace("/state\n", "/state2\n");
+    std::fs::write(&other, text).unwrap();
+    env.sim.inject(Fault::Delay { count: 4, ms: 150, action: Some("DescribeSubDomainRecords".into()) });
+    let a = env.cmd(&["update"]).spawn().unwrap();
+    let b = aliddns().arg("-c").arg(&other).arg("update").spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{}{}", err(&a), err(&b));
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+}
+
+#[test]
+fn a_corrupt_state_file_is_survived() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    std::fs::write(env.dir.join("state"), "{not json at all\u{0}").unwrap();
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("corrupt"), "{}", err(&o));
+    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env.dir.join("state")).unwrap()).unwrap();
+    assert_eq!(st["records"]["www.example.com|A|default"]["value"], "203.0.113.7");
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = Env::new(&format!("{WWW_A}[new]\ndomain=example.com\nsub_domain=new\ncreate=true\n"));
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let o = env.run(&["update", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    assert!(text.contains("www.example.com A 203.0.113.7 dry-run: would update record"), "{text}");
+    assert!(text.contains("new.example.com A 203.0.113.7 dry-run: would create"), "{text}");
+    assert_eq!(env.sim.count("UpdateDomainRecord") + env.sim.count("AddDomainRecord"), 0);
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["198.51.100.1"]);
+    assert!(!env.dir.join("state").exists(), "a dry run writes no state");
+
+    // Without credentials it still detects the address and says what it would compare.
+    let nocreds = env.dir.join("nocreds.conf");
+    std::fs::write(
+        &nocreds,
+        format!("[DEFAULT]\nip_urls={}\nstate_file={}/s\n{WWW_A}", env.echo.url, env.dir.display()),
+    )
+    .unwrap();
+    let o = aliddns().arg("-c").arg(&nocreds).args(["update", "--dry-run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("www.example.com A 203.0.113.7 dry-run: would compare"), "{}", out(&o));
+}
+
+#[test]
+fn on_change_hook_gets_the_change() {
+    let env = Env::new(WWW_A);
+    let log = env.dir.join("hook.log");
+    let conf = std::fs::read_to_string(&env.conf).unwrap().replacen(
+        "[DEFAULT]\n",
+        &format!(
+            "[DEFAULT]\non_change=echo \"$ALIDDNS_ACTION $ALIDDNS_NAME $ALIDDNS_TYPE $ALIDDNS_OLD $ALIDDNS_NEW\" >> {}\n",
+            log.display()
+        ),
+        1,
+    );
+    std::fs::write(&env.conf, conf).unwrap();
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    assert!(env.run(&["update"]).status.success());
+    assert!(env.run(&["update"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "updated www.example.com A 198.51.100.1 203.0.113.7\n",
+        "the hook runs once, on the change only"
+    );
+}
+
+#[test]
+fn echo_garbage_is_rejected() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.echo.set("<html>blocked</html>");
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).starts_with("www.example.com A - failed: "), "{}", out(&o));
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 0);
+}
+
+#[test]
+fn the_original_ddns_conf_works_unchanged() {
+    // The Python client's example file with only the keys filled in; the NIC
+    // feature is enabled on loopback-free fixture data, so no network is needed.
+    let sim = Sim::start();
+    sim.add_domain("example.com");
+    let id = sim.add_record("example.com", "www", "A", "192.0.2.1", 600, "default");
+    let dir = tempdir("orig");
+    let conf = dir.join("ddns.conf");
+    let echo = Echo::start("203.0.113.7");
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\n# access id obtains from aliyun\naccess_id=testid\n# access key obtains from aliyun\naccess_key=testsecret\n\
+         # it is not used at this moment, you can just ignore it\ninterval=600\n# turn on debug mode or not\ndebug=true\n\n\
+         [DomainRecord1]\n# domain name, like google.com\ndomain=example.com\n# subdomain name, like www, blog, bbs, *, @, ...\n\
+         sub_domain=www\n# resolve type, 'A', 'AAAA'..., currently it only supports 'A'\ntype=A\n\n\
+         [feature_public_ip_from_nic]\nenable=false\ninterface=eth0\n",
+    )
+    .unwrap();
+    // The only things that differ from a router: where AliDNS and the echo service are.
+    let o = aliddns()
+        .arg("-c")
+        .arg(&conf)
+        .args(["--endpoint", &sim.endpoint(), "update"])
+        .env("ALIDDNS_IP_URLS", &echo.url)
+        .env("ALIDDNS_STATE_FILE", dir.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert!(err(&o).contains("debug: "), "debug=true turns on verbose output");
+    assert_eq!(sim.records("example.com").into_iter().find(|r| r.id == id).unwrap().value, "203.0.113.7");
+}
+
+#[test]
+fn ip_prints_the_chosen_address() {
+    let env = Env::new(WWW_A);
+    let o = env.run(&["ip", "--interface", "pppoe-wan", "--family", "6"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "240e:38a:6c1b:2e00:211:22ff:fe33:4455\n");
+    let o = env.run(&["-v", "ip", "--interface", "pppoe-wan", "--family", "6"]);
+    let e = err(&o);
+    assert!(e.contains("fe80::a1b2:c3d4:e5f6:718") && e.contains("240e:38a:6c1b:2e00:85a3:c4e2:f1d0:7b9a"), "{e}");
+    let o = env.run(&["ip", "--family", "4"]);
+    assert_eq!(out(&o), "203.0.113.7\n", "{}", err(&o));
+    let o = env.run(&["ip", "--interface", "nosuch0", "--family", "6"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).is_empty());
+}
+
+#[test]
+fn run_passes_on_sigusr1_and_stops_on_sigterm() {
+    let env = Env::with_global("interval=3600", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let mut child = env.cmd(&["run"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let wait_for = |pred: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !pred() {
+            assert!(start.elapsed().as_secs() < 20, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for(&|| env.value_of("example.com", "www", "A") == vec!["203.0.113.7"]);
+    env.echo.set("203.0.113.8");
+    let pid = child.id().to_string();
+    let kill = |sig: &str| assert!(Command::new("kill").args(["-s", sig, &pid]).status().unwrap().success());
+    kill("USR1");
+    wait_for(&|| env.value_of("example.com", "www", "A") == vec!["203.0.113.8"]);
+    kill("TERM");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+#[test]
+fn private_nic_address_falls_back_to_echo_urls() {
+    let env = Env::with_global("[feature_public_ip_from_nic]\nenable=true\ninterface=eth0.2\n", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let ipv4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc/dualwan/ipv4-addrs");
+    let o = env.cmd(&["update"]).env("ALIDDNS_IPV4_ADDRS", &ipv4).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // eth0.2 has only a CGNAT address: warn, then ask the echo URL.
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert!(err(&o).contains("100.64.12.34"), "{}", err(&o));
+    assert_eq!(env.echo.hits(), 1);
+}
