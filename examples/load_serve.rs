@@ -193,9 +193,8 @@ fn bench(o: &Opts) -> Result<(), String> {
 
 fn proc_status(pid: u32) -> (String, String, String) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let get = |k: &str| {
-        s.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_else(|| "?".into())
-    };
+    let get =
+        |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_else(|| "?".into());
     (get("VmRSS:"), get("VmHWM:"), get("Threads:"))
 }
 

@@ -32,8 +32,8 @@ BIN=target/release
 
 # Wait for "...listening on http://127.0.0.1:PORT/" in a log file; print the URL.
 wait_url() {
-    local log=$1 i
-    for i in $(seq 1 100); do
+    local log=$1
+    for _ in $(seq 1 100); do
         if url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$log" | head -n1); then
             echo "${url#listening on }"
             return 0
@@ -63,7 +63,7 @@ domains=example.com
 EOF
 "$BIN/aliddns" -c "$TMP/aliddns.conf" serve --listen 127.0.0.1:0 >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
-PIDS+=($SERVE_PID)
+PIDS+=("$SERVE_PID")
 URL=$(wait_url "$TMP/serve.log")
 echo "== aliddns serve at $URL (pid $SERVE_PID), simulator at $SIM_URL; $(nproc) CPUs" >&2
 
