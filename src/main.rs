@@ -9,6 +9,7 @@ mod config;
 mod ddns;
 mod error;
 mod http;
+mod httpd;
 mod log;
 mod serve;
 mod sign;

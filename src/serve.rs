@@ -1,11 +1,1133 @@
-//! Placeholder for the GoEdge custom HTTP DNS bridge (being written on the `serve` branch).
+//! `aliddns serve`: the GoEdge/FlexCDN "custom HTTP DNS" provider, bridged to
+//! AliDNS, so the AccessKey stays on the router and the CDN manages its records
+//! through a shared secret.
+//!
+//! The contract is goedge-httpdns.md §6, taken from how the real GoEdge API node
+//! builds requests and decodes answers (§1, §2): success is exactly 200 and every
+//! failure another status (GoEdge never reads an error body); `route` and `value`
+//! must round-trip exactly or every sync re-adds and deletes records; CNAME-like
+//! values carry a trailing dot; `DefaultRoute` is a bare `default`.
 
-use crate::alidns::Client;
-use crate::config::Config;
+use crate::alidns::{Client, Domain, DomainInfo, LineInfo, Record, RecordFilter, RecordSpec, UpdateOutcome};
+use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
-use std::sync::Arc;
+use crate::httpd::{self, Handler, Limits, Request, Response};
+use crate::log;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Port used when neither `--listen` nor `listen` says otherwise (53 for DNS, 80
+/// for HTTP: easy to remember, unprivileged, and unused by OpenWrt's services).
+pub const DEFAULT_PORT: u16 = 8053;
+/// Allowed difference between GoEdge's `Timestamp` and our clock, seconds
+/// (what the published servers of this protocol use).
+pub const DEFAULT_MAX_SKEW: u64 = 300;
+/// Shortest secret accepted: GoEdge generates 32 hex characters; anything much
+/// shorter can be brute-forced from one captured Timestamp/Token pair.
+pub const MIN_SECRET_LEN: usize = 16;
+/// How long DescribeSupportLines and DescribeDomainInfo answers are reused: the
+/// lines of a domain change only with its edition.
+pub const CACHE_TTL: Duration = Duration::from_secs(3600);
+/// The route code of AliDNS's default line, also our `DefaultRoute` answer.
+pub const DEFAULT_ROUTE: &str = "default";
+
+const JSON: &str = "application/json";
 
 /// Serves the GoEdge custom HTTP DNS protocol until the process is stopped.
-pub fn run(_cfg: &Config, _client: Arc<Client>, _listen: Option<String>) -> Result<()> {
-    Err(Error::Usage("serve is not available in this build yet".into()))
+pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<()> {
+    let settings = Settings::from_config(cfg, listen)?;
+    let tls = load_tls(cfg)?;
+    let addr = listen_addr(&settings.listen)?;
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| Error::Other(format!("serve: cannot listen on {}: {e}", settings.listen)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let allow = if settings.domains.is_empty() {
+        "every domain of the account".to_string()
+    } else {
+        settings.domains.join(", ")
+    };
+    let app = Arc::new(App::new(settings, client));
+    let handler: Handler = Arc::new(move |req: &Request| app.handle(req));
+    let limits = Limits::default();
+    let workers = limits.workers;
+    crate::ddns::signals::install();
+    let running = httpd::start(listener, tls, limits, handler).map_err(|e| Error::Other(format!("serve: {e}")))?;
+    let bound = running.addr;
+    log::info(format!("serve: listening on {scheme}://{bound}/ ({workers} workers; domains: {allow})"));
+    if scheme == "http" && !bound.ip().is_loopback() {
+        log::info(
+            "serve: plain HTTP: bind to a LAN address or set tls_cert/tls_key if GoEdge reaches this over the Internet",
+        );
+    }
+    // SIGTERM/SIGINT: stop accepting, let the workers finish what they started.
+    while !crate::ddns::signals::stop_requested() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    log::info("serve: stopping");
+    running.stop();
+    Ok(())
+}
+
+/// What `serve` needs from the `[httpdns]` section, checked once at startup.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `ADDR:PORT` to bind.
+    pub listen: String,
+    /// The shared secret (never logged).
+    pub secret: Secret,
+    /// Allowed zones, lower case; empty = every zone of the account.
+    pub domains: Vec<String>,
+    /// Allowed clock difference, seconds.
+    pub max_skew: u64,
+}
+
+impl Settings {
+    /// Validates the section: a missing or short secret is a config error (exit 2).
+    pub fn from_config(cfg: &Config, listen: Option<String>) -> Result<Settings> {
+        let Some(h) = &cfg.httpdns else {
+            return Err(Error::Config(
+                "serve needs an [httpdns] section with at least `secret=` (the secret shown on GoEdge's DNS provider page)"
+                    .into(),
+            ));
+        };
+        if !h.enabled {
+            return Err(Error::Config("serve: the [httpdns] section is disabled (enabled=false)".into()));
+        }
+        let at = match &cfg.path {
+            Some(p) => format!("{}:{}: ", p.display(), h.line),
+            None => String::new(),
+        };
+        let secret = match &h.secret {
+            Some(s) if !s.is_empty() && !s.expose().trim().is_empty() => s.clone(),
+            _ => {
+                return Err(Error::Config(format!(
+                    "{at}[httpdns] secret is required: copy the secret GoEdge/FlexCDN shows for the custom HTTP DNS provider"
+                )));
+            }
+        };
+        if secret.expose().chars().count() < MIN_SECRET_LEN {
+            return Err(Error::Config(format!(
+                "{at}[httpdns] secret is too short: use at least {MIN_SECRET_LEN} characters (GoEdge generates 32)"
+            )));
+        }
+        let listen = listen.or_else(|| h.listen.clone()).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
+        Ok(Settings {
+            listen,
+            secret,
+            domains: h
+                .domains
+                .iter()
+                .map(|d| normalize_domain(d).unwrap_or_default())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            max_skew: h.max_skew.unwrap_or(DEFAULT_MAX_SKEW),
+        })
+    }
+}
+
+/// `ADDR:PORT`, `[v6]:PORT`, or a bare port (all addresses).
+fn listen_addr(s: &str) -> Result<SocketAddr> {
+    let s = s.trim();
+    if let Ok(port) = s.trim_start_matches(':').parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse::<SocketAddr>().map_err(|_| {
+        Error::Config(format!(
+            "[httpdns] listen: '{s}' is not ADDR:PORT (e.g. 192.168.1.1:{DEFAULT_PORT} or [::]:{DEFAULT_PORT})"
+        ))
+    })
+}
+
+#[cfg(feature = "tls")]
+fn load_tls(cfg: &Config) -> Result<Option<httpd::TlsConfig>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(h) = &cfg.httpdns else { return Ok(None) };
+    let (cert, key) = match (&h.tls_cert, &h.tls_key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => return Err(Error::Config("[httpdns] tls_cert and tls_key go together".into())),
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<std::result::Result<_, _>>())
+        .map_err(|e| Error::Config(format!("[httpdns] tls_cert {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("[httpdns] tls_cert {}: no certificate in the file", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Config(format!("[httpdns] tls_key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| Error::Config(format!("[httpdns] tls_cert/tls_key: {e}")))?;
+    Ok(Some(Arc::new(config)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn load_tls(cfg: &Config) -> Result<Option<httpd::TlsConfig>> {
+    match cfg.httpdns.as_ref().map(|h| (h.tls_cert.is_some(), h.tls_key.is_some())) {
+        Some((false, false)) | None => Ok(None),
+        _ => Err(Error::Config("[httpdns] tls_cert/tls_key: this build has no TLS support".into())),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Upstream: the AliDNS calls serve makes, as a trait so the handler can be
+// tested without a server.
+
+/// The AliDNS operations the bridge needs (implemented by [`Client`]).
+pub trait Upstream: Send + Sync {
+    /// Every zone of the account.
+    fn domains(&self) -> Result<Vec<Domain>>;
+    /// Records of a zone (all pages), optionally filtered.
+    fn records(&self, domain: &str, filter: &RecordFilter) -> Result<Vec<Record>>;
+    /// One record by id.
+    fn record(&self, id: &str) -> Result<Record>;
+    /// Adds a record, returns its id.
+    fn add(&self, domain: &str, spec: &RecordSpec) -> Result<String>;
+    /// Updates a record.
+    fn update(&self, id: &str, spec: &RecordSpec) -> Result<UpdateOutcome>;
+    /// Deletes a record.
+    fn delete(&self, id: &str) -> Result<()>;
+    /// Lines of a zone.
+    fn lines(&self, domain: &str) -> Result<Vec<LineInfo>>;
+    /// TTL limits of a zone.
+    fn info(&self, domain: &str) -> Result<DomainInfo>;
+    /// Now, in Unix seconds, corrected by what AliDNS taught the client.
+    fn now(&self) -> i64 {
+        crate::clock::system_now()
+    }
+}
+
+impl Upstream for Client {
+    fn domains(&self) -> Result<Vec<Domain>> {
+        self.describe_domains()
+    }
+    fn records(&self, domain: &str, filter: &RecordFilter) -> Result<Vec<Record>> {
+        self.describe_domain_records(domain, filter)
+    }
+    fn record(&self, id: &str) -> Result<Record> {
+        self.describe_domain_record_info(id)
+    }
+    fn add(&self, domain: &str, spec: &RecordSpec) -> Result<String> {
+        self.add_domain_record(domain, spec)
+    }
+    fn update(&self, id: &str, spec: &RecordSpec) -> Result<UpdateOutcome> {
+        self.update_domain_record(id, spec)
+    }
+    fn delete(&self, id: &str) -> Result<()> {
+        self.delete_domain_record(id)
+    }
+    fn lines(&self, domain: &str) -> Result<Vec<LineInfo>> {
+        self.describe_support_lines(Some(domain))
+    }
+    fn info(&self, domain: &str) -> Result<DomainInfo> {
+        self.describe_domain_info(domain)
+    }
+    fn now(&self) -> i64 {
+        self.clock().now()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The application.
+
+/// A failed request: the status GoEdge sees and the reason we log (and send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    /// Non-200 HTTP status.
+    pub status: u16,
+    /// Why, for the log and for a human with curl.
+    pub reason: String,
+}
+
+fn fail(status: u16, reason: impl Into<String>) -> Fail {
+    Fail { status, reason: reason.into() }
+}
+
+type Answer = std::result::Result<Response, Fail>;
+
+struct Cached<T> {
+    at: Instant,
+    value: T,
+}
+
+/// The request handler: authentication, the nine actions, caches.
+pub struct App<U: Upstream> {
+    settings: Settings,
+    up: Arc<U>,
+    routes: Mutex<HashMap<String, Cached<Arc<Vec<u8>>>>>,
+    min_ttl: Mutex<HashMap<String, Cached<u32>>>,
+}
+
+/// A GoEdge record (`dnstypes.Record`), as decoded from a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoRecord {
+    /// Provider record id (ours: the AliDNS RecordId).
+    pub id: String,
+    /// Relative name (`@` or empty for the apex).
+    pub name: String,
+    /// Upper-case type.
+    pub rtype: String,
+    /// Value; host names may end with a dot.
+    pub value: String,
+    /// Line code; empty means the default line.
+    pub route: String,
+    /// TTL; 0 means the zone's default.
+    pub ttl: i64,
+}
+
+impl<U: Upstream> App<U> {
+    /// A handler for these settings, calling `up` for AliDNS.
+    pub fn new(settings: Settings, up: Arc<U>) -> App<U> {
+        App { settings, up, routes: Mutex::new(HashMap::new()), min_ttl: Mutex::new(HashMap::new()) }
+    }
+
+    /// Answers one HTTP request; logs every failure with the peer and reason.
+    pub fn handle(&self, req: &Request) -> Response {
+        let started = Instant::now();
+        let mut action = String::from("?");
+        let answer = self.answer(req, &mut action);
+        match answer {
+            Ok(resp) => {
+                log::debug(format!(
+                    "serve: {} {} {action}: 200 ({} bytes, {} ms)",
+                    req.peer,
+                    req.target,
+                    resp.body.len(),
+                    started.elapsed().as_millis()
+                ));
+                resp
+            }
+            Err(f) => {
+                log::warn(format!("serve: {} {action}: {} {}", req.peer, f.status, f.reason));
+                let mut r = Response::text(f.status, &f.reason);
+                if f.status == 405 {
+                    r = r.with_header("Allow", "POST");
+                }
+                r
+            }
+        }
+    }
+
+    fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
+        if req.method != "POST" {
+            return Err(fail(405, format!("method {} not allowed: GoEdge always POSTs", req.method)));
+        }
+        self.authenticate(req)?;
+        let body: Value =
+            serde_json::from_slice(&req.body).map_err(|e| fail(400, format!("body is not valid JSON: {e}")))?;
+        let Value::Object(obj) = &body else {
+            return Err(fail(400, "body must be a JSON object"));
+        };
+        let action = match obj.get("action") {
+            None | Some(Value::Null) => "GetDomains",
+            Some(Value::String(s)) if s.is_empty() => "GetDomains",
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(fail(400, "action must be a string")),
+        };
+        *action_out = action.chars().filter(|c| !c.is_control()).take(40).collect();
+        match action {
+            "GetDomains" => self.get_domains(),
+            "DefaultRoute" => Ok(Response::new(200, "text/plain; charset=utf-8", DEFAULT_ROUTE)),
+            "GetRecords" | "GetRoutes" | "QueryRecord" | "QueryRecords" | "AddRecord" | "UpdateRecord"
+            | "DeleteRecord" => {
+                let domain = self.domain_of(obj)?;
+                action_out.push(' ');
+                action_out.push_str(&domain);
+                match action {
+                    "GetRecords" => self.get_records(&domain),
+                    "GetRoutes" => self.get_routes(&domain),
+                    "QueryRecord" => self.query(&domain, obj, true),
+                    "QueryRecords" => self.query(&domain, obj, false),
+                    "AddRecord" => self.add_record(req, &domain, obj),
+                    "UpdateRecord" => self.update_record(req, &domain, obj),
+                    _ => self.delete_record(req, &domain, obj),
+                }
+            }
+            _ => Err(fail(400, "unknown action")),
+        }
+    }
+
+    /// `Token` must be sha1hex(secret + "@" + Timestamp), and the timestamp recent.
+    fn authenticate(&self, req: &Request) -> std::result::Result<(), Fail> {
+        let (Some(ts), Some(token)) = (req.header("Timestamp"), req.header("Token")) else {
+            return Err(fail(401, "missing Timestamp or Token header"));
+        };
+        let ts = ts.trim();
+        if ts.is_empty() || ts.len() > 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(fail(401, "malformed Timestamp header"));
+        }
+        let expected = token_for(&self.settings.secret, ts);
+        if !constant_time_eq(expected.as_bytes(), token.trim().as_bytes()) {
+            return Err(fail(401, "wrong token (check the secret on both sides)"));
+        }
+        let ts: i64 = ts.parse().map_err(|_| fail(401, "malformed Timestamp header"))?;
+        let skew = (self.up.now() - ts).abs();
+        if skew as u64 > self.settings.max_skew {
+            return Err(fail(
+                403,
+                format!(
+                    "stale Timestamp: {skew}s from our clock (max_skew {}); check NTP on both sides",
+                    self.settings.max_skew
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn domain_of(&self, obj: &serde_json::Map<String, Value>) -> std::result::Result<String, Fail> {
+        let raw = match obj.get("domain") {
+            Some(Value::String(s)) => s,
+            Some(Value::Null) | None => return Err(fail(400, "domain is missing")),
+            Some(_) => return Err(fail(400, "domain must be a string")),
+        };
+        let d = normalize_domain(raw).ok_or_else(|| fail(400, "domain is not a valid domain name"))?;
+        if !self.allowed(&d) {
+            return Err(fail(403, format!("domain {d} is not in [httpdns] domains")));
+        }
+        Ok(d)
+    }
+
+    fn allowed(&self, domain: &str) -> bool {
+        self.settings.domains.is_empty() || self.settings.domains.iter().any(|d| d == domain)
+    }
+
+    fn get_domains(&self) -> Answer {
+        let all = self.up.domains().map_err(upstream)?;
+        let mut names: Vec<String> = Vec::new();
+        for d in all {
+            if let Some(n) = normalize_domain(&d.name)
+                && self.allowed(&n)
+                && !names.contains(&n)
+            {
+                names.push(n);
+            }
+        }
+        Ok(json(200, &Value::from(names)))
+    }
+
+    fn get_records(&self, domain: &str) -> Answer {
+        let recs = self.up.records(domain, &RecordFilter::default()).map_err(upstream)?;
+        let mut out = String::with_capacity(recs.len() * 110 + 2);
+        out.push('[');
+        for (i, r) in recs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&record_json(r));
+        }
+        out.push(']');
+        Ok(Response::new(200, JSON, out))
+    }
+
+    fn get_routes(&self, domain: &str) -> Answer {
+        if let Some(c) = lock(&self.routes).get(domain)
+            && c.at.elapsed() < CACHE_TTL
+        {
+            return Ok(Response::new(200, JSON, c.value.to_vec()));
+        }
+        let lines = self.up.lines(domain).map_err(upstream)?;
+        let mut routes: Vec<Value> = Vec::with_capacity(lines.len() + 1);
+        if !lines.iter().any(|l| l.code == DEFAULT_ROUTE) {
+            routes.push(serde_json::json!({"name": "默认", "code": DEFAULT_ROUTE}));
+        }
+        for l in &lines {
+            if l.code.is_empty() {
+                continue;
+            }
+            let name =
+                [&l.display_name, &l.name, &l.code].into_iter().find(|s| !s.is_empty()).cloned().unwrap_or_default();
+            routes.push(serde_json::json!({"name": name, "code": l.code}));
+        }
+        let body = Arc::new(serde_json::to_vec(&Value::from(routes)).unwrap_or_else(|_| b"[]".to_vec()));
+        lock(&self.routes).insert(domain.to_string(), Cached { at: Instant::now(), value: body.clone() });
+        Ok(Response::new(200, JSON, body.to_vec()))
+    }
+
+    fn query(&self, domain: &str, obj: &serde_json::Map<String, Value>, one: bool) -> Answer {
+        let name = str_field(obj, "name")?;
+        let rtype = str_field(obj, "recordType")?.to_ascii_uppercase();
+        let rr = rr_of(&name);
+        let filter =
+            RecordFilter { rr: Some(rr.clone()), rtype: Some(rtype.clone()).filter(|t| !t.is_empty()), line: None };
+        let mut recs = self.up.records(domain, &filter).map_err(upstream)?;
+        // Exact matches only (AliDNS stores RR in lower case; GoEdge compares exactly).
+        recs.retain(|r| r.rr.eq_ignore_ascii_case(&rr) && (rtype.is_empty() || r.rtype.eq_ignore_ascii_case(&rtype)));
+        if one {
+            // Prefer the default line: that is the record GoEdge's doServer means.
+            let pick = recs.iter().find(|r| r.line == DEFAULT_ROUTE).or_else(|| recs.first());
+            return Ok(match pick {
+                Some(r) => Response::new(200, JSON, record_json(r)),
+                None => Response::new(200, JSON, "null"),
+            });
+        }
+        let parts: Vec<String> = recs.iter().map(record_json).collect();
+        Ok(Response::new(200, JSON, format!("[{}]", parts.join(","))))
+    }
+
+    /// The TTL to send: 0 = the zone's default (omit it); below the edition's
+    /// minimum or above a day is raised/lowered to the limit instead of failing.
+    fn ttl_for(&self, domain: &str, ttl: i64) -> Option<u32> {
+        if ttl <= 0 {
+            return None;
+        }
+        let ttl = ttl.min(86_400) as u32;
+        if ttl >= 600 {
+            return Some(ttl); // allowed by every edition
+        }
+        let min = self.min_ttl(domain).unwrap_or(1);
+        if ttl < min {
+            log::warn(format!("serve: {domain}: TTL {ttl} is below the edition's minimum {min}; using {min}"));
+            return Some(min);
+        }
+        Some(ttl)
+    }
+
+    fn min_ttl(&self, domain: &str) -> Option<u32> {
+        if let Some(c) = lock(&self.min_ttl).get(domain)
+            && c.at.elapsed() < CACHE_TTL
+        {
+            return Some(c.value);
+        }
+        match self.up.info(domain) {
+            Ok(info) => {
+                let min = info.min_ttl.or_else(|| info.available_ttls.first().copied()).unwrap_or(600);
+                lock(&self.min_ttl).insert(domain.to_string(), Cached { at: Instant::now(), value: min });
+                Some(min)
+            }
+            Err(e) => {
+                log::warn(format!("serve: {domain}: cannot read the minimum TTL ({e}); sending the TTL as asked"));
+                None
+            }
+        }
+    }
+
+    fn spec_for(&self, domain: &str, r: &GoRecord, old_type: Option<&str>) -> RecordSpec {
+        let rtype = r.rtype.to_ascii_uppercase();
+        let priority = (rtype == "MX" && old_type.is_none_or(|t| !t.eq_ignore_ascii_case("MX"))).then_some(10);
+        RecordSpec {
+            rr: rr_of(&r.name),
+            value: upstream_value(&rtype, &r.value),
+            ttl: self.ttl_for(domain, r.ttl),
+            line: Some(if r.route.is_empty() { DEFAULT_ROUTE.to_string() } else { r.route.clone() }),
+            rtype,
+            priority,
+        }
+    }
+
+    fn add_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+        let r = record_field(obj, "newRecord")?;
+        check_writable(&r)?;
+        let spec = self.spec_for(domain, &r, None);
+        let result = match self.up.add(domain, &spec) {
+            Ok(id) => Ok(id),
+            // The record is already there exactly: the desired state holds, and a
+            // failure would only make GoEdge's task retry forever.
+            Err(e) if e.code() == Some("DomainRecordDuplicate") => Err(None),
+            Err(e) => Err(Some(e)),
+        };
+        match result {
+            Ok(id) => {
+                audit(req, "AddRecord", domain, &r, &format!("ok id={id}"));
+                let mut shown = r.clone();
+                shown.id = id;
+                Ok(Response::new(200, JSON, go_record_json(&shown)))
+            }
+            Err(None) => {
+                audit(req, "AddRecord", domain, &r, "ok (already existed)");
+                Ok(Response::new(200, JSON, go_record_json(&r)))
+            }
+            Err(Some(e)) => {
+                let f = upstream(e);
+                audit(req, "AddRecord", domain, &r, &format!("failed {} {}", f.status, f.reason));
+                Err(f)
+            }
+        }
+    }
+
+    /// The record `id` of `domain`, or None if it no longer exists; a record of
+    /// another zone is refused, so the allowlist cannot be bypassed by id.
+    fn owned_record(&self, domain: &str, id: &str) -> std::result::Result<Option<Record>, Fail> {
+        match self.up.record(id) {
+            Ok(rec) => {
+                let zone = normalize_domain(&rec.domain).unwrap_or_default();
+                if !zone.is_empty() && zone != domain {
+                    return Err(fail(403, format!("record {id} belongs to another domain")));
+                }
+                Ok(Some(rec))
+            }
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(upstream(e)),
+        }
+    }
+
+    fn update_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+        let old = record_field(obj, "record")?;
+        let new = record_field(obj, "newRecord")?;
+        if old.id.is_empty() {
+            return Err(fail(400, "record.id is missing"));
+        }
+        check_writable(&new)?;
+        let result = (|| {
+            let Some(cur) = self.owned_record(domain, &old.id)? else {
+                return Err(fail(404, format!("record {} does not exist", old.id)));
+            };
+            let spec = self.spec_for(domain, &new, Some(&cur.rtype));
+            match self.up.update(&old.id, &spec) {
+                Ok(UpdateOutcome::Updated) => Ok("ok"),
+                Ok(UpdateOutcome::Unchanged) => Ok("ok (unchanged)"),
+                Err(e) if is_gone(&e) => Err(fail(404, format!("record {} does not exist", old.id))),
+                Err(e) => Err(upstream(e)),
+            }
+        })();
+        let mut shown = new.clone();
+        shown.id = old.id.clone();
+        match result {
+            Ok(what) => {
+                audit(req, "UpdateRecord", domain, &shown, &format!("{what} id={}", old.id));
+                Ok(Response::new(200, JSON, go_record_json(&shown)))
+            }
+            Err(f) => {
+                audit(req, "UpdateRecord", domain, &shown, &format!("failed {} {}", f.status, f.reason));
+                Err(f)
+            }
+        }
+    }
+
+    fn delete_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+        let r = record_field(obj, "record")?;
+        if r.id.is_empty() {
+            return Err(fail(400, "record.id is missing"));
+        }
+        let result = (|| {
+            if self.owned_record(domain, &r.id)?.is_none() {
+                return Ok("ok (already gone)");
+            }
+            match self.up.delete(&r.id) {
+                Ok(()) => Ok("ok"),
+                Err(e) if is_gone(&e) => Ok("ok (already gone)"),
+                Err(e) => Err(upstream(e)),
+            }
+        })();
+        match result {
+            Ok(what) => {
+                audit(req, "DeleteRecord", domain, &r, &format!("{what} id={}", r.id));
+                Ok(Response::new(200, JSON, "{}"))
+            }
+            Err(f) => {
+                audit(req, "DeleteRecord", domain, &r, &format!("failed {} {}", f.status, f.reason));
+                Err(f)
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The token GoEdge sends for this timestamp: lowercase hex SHA-1 of `secret@ts`.
+pub fn token_for(secret: &Secret, ts: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(secret.expose().as_bytes());
+    h.update(b"@");
+    h.update(ts.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without an early exit, so timing does not reveal how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Lower case, no trailing dot, and only characters a zone name can have.
+pub fn normalize_domain(s: &str) -> Option<String> {
+    let d = s.trim().trim_end_matches('.').to_lowercase();
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && !d.starts_with('.')
+        && !d.contains("..")
+        && d.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.' || c == '_');
+    ok.then_some(d)
+}
+
+/// GoEdge's empty name is the apex, which AliDNS calls `@`.
+fn rr_of(name: &str) -> String {
+    let n = name.trim();
+    if n.is_empty() { "@".to_string() } else { n.to_string() }
+}
+
+/// Types whose value ends in a host name, which GoEdge writes and compares
+/// with a trailing dot while AliDNS stores it without.
+fn host_valued(rtype: &str) -> bool {
+    matches!(rtype, "CNAME" | "MX" | "NS" | "SRV")
+}
+
+fn upstream_value(rtype: &str, value: &str) -> String {
+    if host_valued(rtype) && value.len() > 1 { value.trim_end_matches('.').to_string() } else { value.to_string() }
+}
+
+fn goedge_value(rtype: &str, value: &str) -> String {
+    if host_valued(rtype) && !value.is_empty() && !value.ends_with('.') {
+        format!("{value}.")
+    } else {
+        value.to_string()
+    }
+}
+
+fn js(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A record as GoEdge decodes it: keys in struct order, `id` a string, `ttl` an int32.
+fn record_json(r: &Record) -> String {
+    let rtype = r.rtype.to_ascii_uppercase();
+    format!(
+        "{{\"id\":{},\"name\":{},\"type\":{},\"value\":{},\"route\":{},\"ttl\":{}}}",
+        js(&r.id),
+        js(&r.rr),
+        js(&rtype),
+        js(&goedge_value(&rtype, &r.value)),
+        js(&r.line),
+        r.ttl.min(i32::MAX as u32)
+    )
+}
+
+fn go_record_json(r: &GoRecord) -> String {
+    format!(
+        "{{\"id\":{},\"name\":{},\"type\":{},\"value\":{},\"route\":{},\"ttl\":{}}}",
+        js(&r.id),
+        js(&r.name),
+        js(&r.rtype),
+        js(&r.value),
+        js(&r.route),
+        r.ttl
+    )
+}
+
+fn json(status: u16, v: &Value) -> Response {
+    Response::new(status, JSON, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()))
+}
+
+/// A string field: missing or null is empty, any other type is a 400.
+fn str_field(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<String, Fail> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(fail(400, format!("{key} must be a string"))),
+    }
+}
+
+/// Decodes a GoEdge record as strictly as GoEdge encodes it.
+fn record_field(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<GoRecord, Fail> {
+    let rec = match obj.get(key) {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => return Err(fail(400, format!("{key} is missing"))),
+        Some(_) => return Err(fail(400, format!("{key} must be an object"))),
+    };
+    let s = |k: &str| str_field(rec, k).map_err(|f| fail(400, format!("{key}.{}", f.reason)));
+    let ttl = match rec.get("ttl") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(t) if (0..=i32::MAX as i64).contains(&t) => t,
+            _ => return Err(fail(400, format!("{key}.ttl must be a non-negative 32-bit integer"))),
+        },
+        Some(_) => return Err(fail(400, format!("{key}.ttl must be a number"))),
+    };
+    Ok(GoRecord { id: s("id")?, name: s("name")?, rtype: s("type")?, value: s("value")?, route: s("route")?, ttl })
+}
+
+fn check_writable(r: &GoRecord) -> std::result::Result<(), Fail> {
+    if r.rtype.is_empty() || r.rtype.len() > 10 || !r.rtype.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(fail(400, "record type is missing or malformed"));
+    }
+    if r.value.is_empty() {
+        return Err(fail(400, "record value is empty"));
+    }
+    if r.value.len() > 4096 || r.name.len() > 253 || r.route.len() > 64 {
+        return Err(fail(400, "record field too long"));
+    }
+    Ok(())
+}
+
+/// AliDNS's ways of saying "no such record".
+fn is_gone(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some("DomainRecordNotBelongToUser" | "InvalidRecordId.NotFound" | "InvalidRecordId" | "RecordNotExist")
+    )
+}
+
+/// Maps an upstream failure to a status (GoEdge only sees "not 200") and a reason for the log.
+fn upstream(e: Error) -> Fail {
+    let status = match &e {
+        Error::Network { message, .. } if message.contains("timed out") || message.contains("timeout") => 504,
+        Error::Network { .. } => 502,
+        Error::Api(a) if a.retryable() => 503,
+        Error::Api(a) if a.code == "DomainRecordConflict" || a.code == "DomainRecordDuplicate" => 409,
+        _ => 502,
+    };
+    fail(status, format!("AliDNS: {e}"))
+}
+
+/// One line per mutating action, for "who changed my DNS".
+fn audit(req: &Request, action: &str, domain: &str, r: &GoRecord, result: &str) {
+    log::info(format!(
+        "audit: peer={} action={action} domain={domain} name={} type={} value={} route={} ttl={} result={}",
+        req.peer,
+        q(&r.name),
+        q(&r.rtype),
+        q(&r.value),
+        q(&r.route),
+        r.ttl,
+        q(result)
+    ));
+}
+
+/// Quotes a log value when it is empty or could be mistaken for more fields.
+fn q(s: &str) -> String {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=') {
+        format!("{s:?}")
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+
+    #[derive(Default)]
+    struct Fake {
+        fail_domains: bool,
+        recs: Mutex<Vec<Record>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn called(&self, what: &str) {
+            self.calls.lock().unwrap().push(what.to_string());
+        }
+    }
+
+    impl Upstream for Fake {
+        fn domains(&self) -> Result<Vec<Domain>> {
+            self.called("domains");
+            if self.fail_domains {
+                return Err(Error::Api(ApiError {
+                    status: 503,
+                    code: "ServiceUnavailable".into(),
+                    ..Default::default()
+                }));
+            }
+            Ok(["Example.com", "other.org", "example.net."]
+                .iter()
+                .map(|n| Domain { name: n.to_string(), ..Default::default() })
+                .collect())
+        }
+        fn records(&self, domain: &str, _: &RecordFilter) -> Result<Vec<Record>> {
+            self.called("records");
+            Ok(self.recs.lock().unwrap().iter().filter(|r| r.domain == domain).cloned().collect())
+        }
+        fn record(&self, id: &str) -> Result<Record> {
+            self.called("record");
+            self.recs.lock().unwrap().iter().find(|r| r.id == id).cloned().ok_or_else(|| {
+                Error::Api(ApiError { status: 400, code: "DomainRecordNotBelongToUser".into(), ..Default::default() })
+            })
+        }
+        fn add(&self, _: &str, _: &RecordSpec) -> Result<String> {
+            self.called("add");
+            Ok("1".into())
+        }
+        fn update(&self, _: &str, _: &RecordSpec) -> Result<UpdateOutcome> {
+            self.called("update");
+            Ok(UpdateOutcome::Updated)
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            self.called("delete");
+            Ok(())
+        }
+        fn lines(&self, _: &str) -> Result<Vec<LineInfo>> {
+            self.called("lines");
+            Ok(vec![LineInfo { code: "telecom".into(), display_name: "电信".into(), ..Default::default() }])
+        }
+        fn info(&self, _: &str) -> Result<DomainInfo> {
+            self.called("info");
+            Ok(DomainInfo { min_ttl: Some(600), ..Default::default() })
+        }
+        fn now(&self) -> i64 {
+            1_700_000_000
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123";
+
+    fn app(domains: &[&str], fake: Fake) -> App<Fake> {
+        let settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            secret: Secret::new(SECRET),
+            domains: domains.iter().map(|s| s.to_string()).collect(),
+            max_skew: 300,
+        };
+        App::new(settings, Arc::new(fake))
+    }
+
+    fn req_at(ts: i64, body: &str) -> Request {
+        let ts = ts.to_string();
+        Request {
+            method: "POST".into(),
+            target: "/".into(),
+            headers: vec![("Timestamp".into(), ts.clone()), ("Token".into(), token_for(&Secret::new(SECRET), &ts))],
+            body: body.as_bytes().to_vec(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        }
+    }
+
+    fn req(body: &str) -> Request {
+        req_at(1_700_000_000, body)
+    }
+
+    fn text(r: &Response) -> String {
+        String::from_utf8_lossy(&r.body).to_string()
+    }
+
+    #[test]
+    fn token_matches_goedge() {
+        // sha1("0123456789abcdef0123@1700000000"), computed with Python's hashlib.
+        let t = token_for(&Secret::new(SECRET), "1700000000");
+        assert_eq!(t, "0a5b71e16b720dc998fb441606678560a57a7937");
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn authentication() {
+        let a = app(&[], Fake::default());
+        assert_eq!(a.handle(&req(r#"{"action":"DefaultRoute"}"#)).status, 200);
+        let mut r = req(r#"{"action":"DefaultRoute"}"#);
+        r.headers[1].1 = "0".repeat(40);
+        assert_eq!(a.handle(&r).status, 401);
+        r.headers.pop();
+        assert_eq!(a.handle(&r).status, 401);
+        let mut r = req(r#"{}"#);
+        r.headers[0].1 = "17e8".into();
+        assert_eq!(a.handle(&r).status, 401);
+        assert_eq!(a.handle(&req_at(1_700_000_000 - 301, "{}")).status, 403);
+        assert_eq!(a.handle(&req_at(1_700_000_000 + 300, r#"{"action":"DefaultRoute"}"#)).status, 200);
+        let mut r = req("{}");
+        r.method = "GET".into();
+        let resp = a.handle(&r);
+        assert_eq!(resp.status, 405);
+        assert!(resp.headers.iter().any(|(k, v)| *k == "Allow" && v == "POST"));
+    }
+
+    #[test]
+    fn default_route_is_bare() {
+        let a = app(&[], Fake::default());
+        let r = a.handle(&req(r#"{"action":"DefaultRoute"}"#));
+        assert_eq!((r.status, text(&r).as_str()), (200, "default"));
+        assert!(r.content_type.starts_with("text/plain"));
+        assert!(a.up.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn get_domains_filters_and_fails_loudly() {
+        let a = app(&[], Fake::default());
+        for body in ["{}", r#"{"action":"GetDomains"}"#, r#"{"action":""}"#, r#"{"action":null}"#] {
+            let r = a.handle(&req(body));
+            assert_eq!((r.status, text(&r).as_str()), (200, r#"["example.com","other.org","example.net"]"#), "{body}");
+        }
+        let a = app(&["example.com"], Fake::default());
+        assert_eq!(text(&a.handle(&req("{}"))), r#"["example.com"]"#);
+        let a = app(&[], Fake { fail_domains: true, ..Default::default() });
+        let r = a.handle(&req("{}"));
+        assert_eq!(r.status, 503);
+        assert_ne!(text(&r), "[]");
+    }
+
+    #[test]
+    fn bad_bodies_are_400() {
+        let a = app(&["example.com"], Fake::default());
+        for body in [
+            "",
+            "nope",
+            "[]",
+            "\u{feff}{}",
+            r#"{"action":5}"#,
+            r#"{"action":"Frobnicate","domain":"example.com"}"#,
+            r#"{"action":"GetRecords"}"#,
+            r#"{"action":"GetRecords","domain":7}"#,
+            r#"{"action":"GetRecords","domain":"a b"}"#,
+            r#"{"action":"AddRecord","domain":"example.com"}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":[]}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"A","value":"1.2.3.4","ttl":"600"}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"A","value":"1.2.3.4","ttl":600.5}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"A","value":"1.2.3.4","ttl":-1}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"A","value":"1.2.3.4","ttl":4294967296}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"id":1,"name":"x","type":"A","value":"1.2.3.4","ttl":0}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"","value":"1.2.3.4","ttl":0}}"#,
+            r#"{"action":"AddRecord","domain":"example.com","newRecord":{"name":"x","type":"A","value":"","ttl":0}}"#,
+            r#"{"action":"DeleteRecord","domain":"example.com","record":{"id":""}}"#,
+            r#"{"action":"UpdateRecord","domain":"example.com","record":{"id":""},"newRecord":{"type":"A","value":"1.1.1.1"}}"#,
+            r#"{"action":"QueryRecord","domain":"example.com","name":1}"#,
+        ] {
+            assert_eq!(a.handle(&req(body)).status, 400, "{body}");
+        }
+        assert!(a.up.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn allowlist_is_403_for_every_action() {
+        let a = app(&["example.com"], Fake::default());
+        for action in
+            ["GetRecords", "GetRoutes", "QueryRecord", "QueryRecords", "AddRecord", "UpdateRecord", "DeleteRecord"]
+        {
+            let body = format!(
+                r#"{{"action":"{action}","domain":"evil.com","name":"x","recordType":"A","record":{{"id":"1"}},"newRecord":{{"type":"A","value":"1.1.1.1"}}}}"#
+            );
+            assert_eq!(a.handle(&req(&body)).status, 403, "{action}");
+        }
+        assert!(a.up.calls.lock().unwrap().is_empty());
+        // The domain is compared after normalising case and the trailing dot.
+        assert_eq!(a.handle(&req(r#"{"action":"GetRoutes","domain":"Example.COM."}"#)).status, 200);
+    }
+
+    fn rec(id: &str, domain: &str, rr: &str, t: &str, v: &str, line: &str) -> Record {
+        Record {
+            id: id.into(),
+            domain: domain.into(),
+            rr: rr.into(),
+            rtype: t.into(),
+            value: v.into(),
+            ttl: 600,
+            line: line.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn records_are_shaped_for_goedge() {
+        let fake = Fake::default();
+        *fake.recs.lock().unwrap() = vec![
+            rec("1900000000000000001", "example.com", "@", "A", "192.0.2.1", "default"),
+            rec("2", "example.com", "www", "CNAME", "cdn.example.com", "default"),
+            rec("3", "example.com", "@", "MX", "mx.example.com", "default"),
+            rec("4", "example.com", "_sip._tcp", "SRV", "5 0 5060 sip.example.com", "telecom"),
+            rec("5", "example.com", "t", "TXT", "a \"quoted\" <txt>", "default"),
+            rec("6", "other.org", "x", "A", "192.0.2.9", "default"),
+        ];
+        let a = app(&[], fake);
+        let r = a.handle(&req(r#"{"action":"GetRecords","domain":"example.com"}"#));
+        assert_eq!(r.status, 200);
+        let v: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v.len(), 5);
+        assert_eq!(
+            text(&r).split("},{").next().unwrap(),
+            r#"[{"id":"1900000000000000001","name":"@","type":"A","value":"192.0.2.1","route":"default","ttl":600"#
+        );
+        assert_eq!(v[1]["value"], "cdn.example.com.");
+        assert_eq!(v[2]["value"], "mx.example.com.");
+        assert_eq!(v[3]["value"], "5 0 5060 sip.example.com.");
+        assert_eq!(v[3]["route"], "telecom");
+        assert_eq!(v[4]["value"], "a \"quoted\" <txt>");
+        let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"www","recordType":"CNAME"}"#));
+        assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["id"], "2");
+        let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"nope","recordType":"CNAME"}"#));
+        assert_eq!((r.status, text(&r).as_str()), (200, "null"));
+        let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"nope","recordType":"TXT"}"#));
+        assert_eq!((r.status, text(&r).as_str()), (200, "[]"));
+        let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"","recordType":"A"}"#));
+        assert_eq!(serde_json::from_slice::<Vec<Value>>(&r.body).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn routes_are_cached_and_include_default() {
+        let a = app(&[], Fake::default());
+        for _ in 0..3 {
+            let r = a.handle(&req(r#"{"action":"GetRoutes","domain":"example.com"}"#));
+            assert_eq!(text(&r), r#"[{"code":"default","name":"默认"},{"code":"telecom","name":"电信"}]"#);
+        }
+        assert_eq!(a.up.calls.lock().unwrap().iter().filter(|c| *c == "lines").count(), 1);
+    }
+
+    #[test]
+    fn writes_map_to_alidns_specs() {
+        let a = app(&[], Fake::default());
+        let g = GoRecord {
+            name: "".into(),
+            rtype: "cname".into(),
+            value: "cdn.example.com.".into(),
+            route: "".into(),
+            ttl: 0,
+            ..Default::default()
+        };
+        let s = a.spec_for("example.com", &g, None);
+        assert_eq!((s.rr.as_str(), s.rtype.as_str(), s.value.as_str()), ("@", "CNAME", "cdn.example.com"));
+        assert_eq!((s.ttl, s.line.as_deref(), s.priority), (None, Some("default"), None));
+        let g = GoRecord { rtype: "TXT".into(), value: "v.".into(), ttl: 60, route: "telecom".into(), ..g };
+        let s = a.spec_for("example.com", &g, None);
+        assert_eq!((s.value.as_str(), s.ttl, s.line.as_deref()), ("v.", Some(600), Some("telecom")));
+        let g = GoRecord { rtype: "MX".into(), value: "mx.example.com.".into(), ttl: 100_000, ..g };
+        let s = a.spec_for("example.com", &g, None);
+        assert_eq!((s.value.as_str(), s.ttl, s.priority), ("mx.example.com", Some(86_400), Some(10)));
+        assert_eq!(a.spec_for("example.com", &g, Some("MX")).priority, None);
+    }
+
+    #[test]
+    fn delete_is_idempotent_and_scoped() {
+        let fake = Fake::default();
+        *fake.recs.lock().unwrap() = vec![rec("6", "other.org", "x", "A", "192.0.2.9", "default")];
+        let a = app(&[], fake);
+        let gone = r#"{"action":"DeleteRecord","domain":"example.com","record":{"id":"99","name":"x","type":"A","value":"1.1.1.1","route":"default","ttl":600}}"#;
+        assert_eq!(a.handle(&req(gone)).status, 200);
+        let foreign = r#"{"action":"DeleteRecord","domain":"example.com","record":{"id":"6","name":"x","type":"A","value":"1.1.1.1","route":"default","ttl":600}}"#;
+        assert_eq!(a.handle(&req(foreign)).status, 403);
+        assert!(!a.up.calls.lock().unwrap().iter().any(|c| c == "delete"));
+        let upd = r#"{"action":"UpdateRecord","domain":"example.com","record":{"id":"99"},"newRecord":{"name":"x","type":"A","value":"1.1.1.1","route":"","ttl":0}}"#;
+        assert_eq!(a.handle(&req(upd)).status, 404);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let mut cfg = Config::default();
+        assert!(matches!(Settings::from_config(&cfg, None), Err(Error::Config(_))));
+        cfg.httpdns = Some(crate::config::HttpDnsConf { enabled: true, ..Default::default() });
+        let e = Settings::from_config(&cfg, None).unwrap_err();
+        assert!(e.to_string().contains("secret is required") && e.exit_code() == 2, "{e}");
+        cfg.httpdns.as_mut().unwrap().secret = Some(Secret::new("short"));
+        let e = Settings::from_config(&cfg, None).unwrap_err();
+        assert!(e.to_string().contains("too short") && e.exit_code() == 2, "{e}");
+        assert!(!e.to_string().contains("short\""));
+        cfg.httpdns.as_mut().unwrap().secret = Some(Secret::new(SECRET));
+        let s = Settings::from_config(&cfg, None).unwrap();
+        assert_eq!((s.listen.as_str(), s.max_skew), ("0.0.0.0:8053", 300));
+        assert_eq!(Settings::from_config(&cfg, Some("127.0.0.1:9".into())).unwrap().listen, "127.0.0.1:9");
+        assert_eq!(listen_addr("8053").unwrap(), "0.0.0.0:8053".parse().unwrap());
+        assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert!(listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn domains_normalise() {
+        assert_eq!(normalize_domain(" Example.COM. ").as_deref(), Some("example.com"));
+        assert_eq!(normalize_domain("中文.com").as_deref(), Some("中文.com"));
+        for bad in ["", ".", "a..b", "a b", "a/b", ".a"] {
+            assert_eq!(normalize_domain(bad), None, "{bad}");
+        }
+    }
 }

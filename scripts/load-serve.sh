@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Loopback load test of `aliddns serve` (release build) against the AliDNS simulator.
+# Reports requests/s and latency percentiles for DefaultRoute and cached GetRoutes, and
+# the server's RSS with 1000 idle keep-alive connections held open.
+#
+#   scripts/load-serve.sh [SECONDS_PER_BENCH (default 5)] [CLIENT_CONNS (default 4)]
+#
+# Everything listens on and connects to 127.0.0.1 only; every loop is bounded in
+# requests and time, and the whole script is killed after 5 minutes.
+set -euo pipefail
+
+SECS=${1:-5}
+CONNS=${2:-4}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+# Watchdog: the script never runs longer than 5 minutes.
+( sleep 300; echo "load-serve: time limit reached" >&2; kill -TERM $$ ) 2>/dev/null &
+PIDS+=($!)
+
+echo "== building (release)" >&2
+cargo build --release --quiet --bin aliddns --example load_serve
+cargo build --release --quiet -p alidns-sim --bin alidns-sim
+BIN=target/release
+
+# Wait for "...listening on http://127.0.0.1:PORT/" in a log file; print the URL.
+wait_url() {
+    local log=$1
+    for _ in $(seq 1 100); do
+        if url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$log" | head -n1); then
+            echo "${url#listening on }"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "load-serve: no listening line in $log:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+"$BIN/alidns-sim" --listen 127.0.0.1:0 --domain example.com >"$TMP/sim.log" 2>&1 &
+PIDS+=($!)
+SIM_URL=$(wait_url "$TMP/sim.log")
+
+SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+cat >"$TMP/aliddns.conf" <<EOF
+[DEFAULT]
+access_id=testid
+access_key=testsecret
+endpoint=$SIM_URL
+[httpdns]
+secret=$SECRET
+domains=example.com
+EOF
+"$BIN/aliddns" -c "$TMP/aliddns.conf" serve --listen 127.0.0.1:0 >"$TMP/serve.log" 2>&1 &
+SERVE_PID=$!
+PIDS+=("$SERVE_PID")
+URL=$(wait_url "$TMP/serve.log")
+echo "== aliddns serve at $URL (pid $SERVE_PID), simulator at $SIM_URL; $(nproc) CPUs" >&2
+
+LOAD="$BIN/examples/load_serve"
+"$LOAD" bench --url "$URL" --secret "$SECRET" --action DefaultRoute --conns "$CONNS" --seconds "$SECS" --max 2000000
+# The first GetRoutes fills the cache (one DescribeSupportLines); the rest are cached.
+"$LOAD" bench --url "$URL" --secret "$SECRET" --action GetRoutes --conns 1 --seconds 1 --max 1 >/dev/null
+"$LOAD" bench --url "$URL" --secret "$SECRET" --action GetRoutes --conns "$CONNS" --seconds "$SECS" --max 2000000
+"$LOAD" idle --url "$URL" --secret "$SECRET" --pid "$SERVE_PID" --conns 1000 --hold 3
+echo "simulator calls: $(curl -s "${SIM_URL}_sim/calls" 2>/dev/null || echo '(curl not installed)')"
+echo "binary: $(stat -c %s "$BIN/aliddns") bytes"
