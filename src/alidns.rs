@@ -85,6 +85,9 @@ pub struct ClientOptions {
     pub retries: u32,
     /// First backoff delay; doubles each retry, with jitter.
     pub retry_delay: Duration,
+    /// When set, no retry starts after this much time has passed since the first
+    /// attempt (serve must answer GoEdge within its 10 s timeout).
+    pub budget: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -98,6 +101,7 @@ impl ClientOptions {
             http: HttpOptions::from_global(g),
             retries: g.retries,
             retry_delay: Duration::from_millis(g.retry_delay_ms),
+            budget: None,
         }
     }
 }
@@ -226,13 +230,6 @@ impl Client {
         Ok(Client { agent, url, creds, opts, clock: Arc::new(Clock::new()), calls: AtomicU32::new(0) })
     }
 
-    /// Shares a clock (and so a learned skew) with other clients of the process.
-    #[allow(dead_code)] // no caller yet; kept for sharing one clock between clients
-    pub fn with_clock(mut self, clock: Arc<Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The clock whose offset this client corrects.
     pub fn clock(&self) -> &Arc<Clock> {
         &self.clock
@@ -249,6 +246,7 @@ impl Client {
     pub fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<Value> {
         let mut attempt = 0u32;
         let mut clock_fixed = false;
+        let started = Instant::now();
         loop {
             match self.call_once(action, params) {
                 Ok(v) => return Ok(v),
@@ -264,6 +262,10 @@ impl Client {
                 }
                 Err((e, _)) if e.retryable() && attempt < self.opts.retries => {
                     let wait = self.backoff(attempt, &e);
+                    if self.opts.budget.is_some_and(|b| started.elapsed() + wait >= b) {
+                        log::warn(format!("{action}: {e}; no time left for a retry"));
+                        return Err(e);
+                    }
                     log::warn(format!(
                         "{action}: {e}; retry {}/{} in {} ms",
                         attempt + 1,
@@ -760,6 +762,27 @@ mod tests {
     }
 
     #[test]
+    fn retries_stop_at_the_budget() {
+        let opts = |budget| ClientOptions {
+            endpoint: "http://127.0.0.1:9/".into(),
+            http: HttpOptions::default(),
+            retries: 3,
+            retry_delay: Duration::from_millis(400),
+            budget,
+        };
+        let creds =
+            Credentials { access_key_id: "id".into(), access_key_secret: Secret::new("s"), security_token: None };
+        // Connection refused is transient, but the first backoff (>= 200 ms) would
+        // already overrun a 100 ms budget: one attempt only.
+        let c = Client::new(creds.clone(), opts(Some(Duration::from_millis(100)))).unwrap();
+        assert!(c.call("DescribeDomains", &[]).unwrap_err().retryable());
+        assert_eq!(c.calls(), 1);
+        let c = Client::new(creds, ClientOptions { retry_delay: Duration::from_millis(1), ..opts(None) }).unwrap();
+        assert!(c.call("DescribeDomains", &[]).is_err());
+        assert_eq!(c.calls(), 4, "without a budget: the first attempt and 3 retries");
+    }
+
+    #[test]
     fn backoff_is_bounded_and_jittered() {
         let c = Client::new(
             Credentials { access_key_id: "id".into(), access_key_secret: Secret::new("s"), security_token: None },
@@ -768,6 +791,7 @@ mod tests {
                 http: HttpOptions::default(),
                 retries: 3,
                 retry_delay: Duration::from_millis(1000),
+                budget: None,
             },
         )
         .unwrap();

@@ -382,7 +382,13 @@ fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
 fn cmd_serve(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     let listen: Option<String> = args.opt_value_from_str("--listen").map_err(arg_err)?;
     positionals(args, &[])?;
-    let client = std::sync::Arc::new(ctx.client()?);
+    let creds = Credentials::resolve(&ctx.config.global)?;
+    let mut opts = ClientOptions::from_global(&ctx.config.global, ctx.endpoint.as_deref());
+    // GoEdge gives up on a provider after 10 s: keep each upstream call, retries
+    // included, well inside that (a request times out after 3 x 2.5 s at worst).
+    opts.http.timeout = opts.http.timeout.min(std::time::Duration::from_millis(2500));
+    opts.budget = Some(std::time::Duration::from_secs(7));
+    let client = std::sync::Arc::new(Client::new(creds, opts)?);
     crate::serve::run(&ctx.config, client, listen)?;
     Ok(0)
 }

@@ -1,6 +1,9 @@
 //! The HTTP client side shared by the AliDNS client and the echo-URL address source:
 //! one place that sets timeouts, the address family, proxies and which CAs to trust.
 
+// Without TLS the CA settings are still parsed (the config stays valid) but unused.
+#![cfg_attr(not(feature = "tls"), allow(dead_code, unused_imports))]
+
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,8 +86,13 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
             Family::V6 => ureq::config::IpFamily::Ipv6Only,
         });
     }
+    #[cfg(feature = "tls")]
     if needs_tls {
         b = b.tls_config(tls_config(opts.ca_file.as_deref())?);
+    }
+    #[cfg(not(feature = "tls"))]
+    if needs_tls {
+        return Err(Error::Config("this build has no TLS support: use an http:// endpoint".into()));
     }
     Ok(b.build().new_agent())
 }
@@ -149,11 +157,6 @@ fn embedded_roots() -> Result<ureq::tls::RootCerts> {
         "no CA bundle found (tried {}); install ca-bundle or set ca_file",
         CA_BUNDLE_PATHS.join(", ")
     )))
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_config(_ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
-    Err(Error::Config("this build has no TLS support: use an http:// endpoint".into()))
 }
 
 /// Sends a request with an empty body and reads the whole answer.

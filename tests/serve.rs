@@ -489,6 +489,7 @@ fn refuses_to_start_without_a_proper_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("[httpdns]"));
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn https_with_the_configured_certificate() {
     let sim = sim_with_zones();
