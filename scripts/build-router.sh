@@ -83,17 +83,18 @@ for arg in "$@"; do
 		exit 2
 		;;
 	*)
-		case " $ALL_TARGETS " in
-		*" $arg "*) targets="$targets $arg" ;;
-		*-linux-musl*)
-			say "note: $arg is not one of the tested targets ($ALL_TARGETS); trying anyway"
-			targets="$targets $arg"
-			;;
+		case "$arg" in
+		*-linux-musl*) ;;
 		*)
 			say "unsupported target: $arg (static builds need a *-linux-musl* target; tested: $ALL_TARGETS)"
 			exit 2
 			;;
 		esac
+		case " $ALL_TARGETS " in
+		*" $arg "*) ;;
+		*) say "note: $arg is not one of the tested targets ($ALL_TARGETS); trying anyway" ;;
+		esac
+		targets="$targets $arg"
 		;;
 	esac
 done
