@@ -413,3 +413,49 @@ fn private_nic_address_falls_back_to_echo_urls() {
     assert!(err(&o).contains("100.64.12.34"), "{}", err(&o));
     assert_eq!(env.echo.hits(), 1);
 }
+
+#[test]
+fn a_router_clock_in_1970_still_updates() {
+    // The server is ~56 years ahead of the local clock: exactly what a router that
+    // booted without an RTC sees before NTP.
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    env.sim.set_clock_offset(now - 86_400);
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert!(err(&o).contains("clock is off by"), "{}", err(&o));
+}
+
+#[test]
+fn the_shipped_openwrt_config_dry_runs() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("openwrt/files/aliddns.config");
+    // As shipped: disabled, so nothing to do, and no error.
+    let o = aliddns().arg("-c").arg(&sample).args(["update", "--dry-run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("disabled"), "{}", err(&o));
+    // Enabled with its first example uncommented: the plan names the record.
+    let env = Env::new("");
+    let text = std::fs::read_to_string(&sample)
+        .unwrap()
+        .replace("option enabled '0'", "option enabled '1'")
+        .replace("#config record 'home4'", "config record 'home4'")
+        .replace(
+            "#\toption domain 'example.com'\n#\toption rr 'home'\n#\toption type 'A'",
+            "\toption domain 'example.com'\n\toption rr 'home'\n\toption type 'A'",
+        )
+        .replacen(
+            "option access_id ''",
+            &format!("option ip_urls '{}'\n\toption state_file '{}/s'", env.echo.url, env.dir.display()),
+            1,
+        );
+    let conf = env.dir.join("aliddns");
+    std::fs::write(&conf, text).unwrap();
+    let o = aliddns().arg("-c").arg(&conf).args(["update", "--dry-run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        out(&o).trim(),
+        "home.example.com A 203.0.113.7 dry-run: would compare with home.example.com A on line default at AliDNS (no credentials)"
+    );
+}
