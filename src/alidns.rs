@@ -470,29 +470,26 @@ impl Client {
 
     /// Adds a record; returns its id.
     pub fn add_domain_record(&self, domain: &str, spec: &RecordSpec) -> Result<String> {
+        let v = self.call_with_spec("AddDomainRecord", ("DomainName", domain), spec)?;
+        Ok(string(&v, "RecordId"))
+    }
+
+    /// Add and Update take the same record fields after their own key parameter.
+    fn call_with_spec(&self, action: &str, key: (&str, &str), spec: &RecordSpec) -> Result<Value> {
         let ttl = spec.ttl.map(|t| t.to_string());
         let prio = spec.priority.map(|t| t.to_string());
-        let mut p: Vec<(&str, &str)> =
-            vec![("DomainName", domain), ("RR", &spec.rr), ("Type", &spec.rtype), ("Value", &spec.value)];
+        let mut p: Vec<(&str, &str)> = vec![key, ("RR", &spec.rr), ("Type", &spec.rtype), ("Value", &spec.value)];
         push_opt(&mut p, "TTL", ttl.as_deref());
         push_opt(&mut p, "Line", spec.line.as_deref());
         push_opt(&mut p, "Priority", prio.as_deref());
-        let v = self.call("AddDomainRecord", &p)?;
-        Ok(string(&v, "RecordId"))
+        self.call(action, &p)
     }
 
     /// Updates a record. AliDNS rejects an update to identical values with
     /// `DomainRecordDuplicate`; when the record indeed already has them, that is
     /// [`UpdateOutcome::Unchanged`], not an error.
     pub fn update_domain_record(&self, id: &str, spec: &RecordSpec) -> Result<UpdateOutcome> {
-        let ttl = spec.ttl.map(|t| t.to_string());
-        let prio = spec.priority.map(|t| t.to_string());
-        let mut p: Vec<(&str, &str)> =
-            vec![("RecordId", id), ("RR", &spec.rr), ("Type", &spec.rtype), ("Value", &spec.value)];
-        push_opt(&mut p, "TTL", ttl.as_deref());
-        push_opt(&mut p, "Line", spec.line.as_deref());
-        push_opt(&mut p, "Priority", prio.as_deref());
-        match self.call("UpdateDomainRecord", &p) {
+        match self.call_with_spec("UpdateDomainRecord", ("RecordId", id), spec) {
             Ok(_) => Ok(UpdateOutcome::Updated),
             Err(e) if e.code() == Some("DomainRecordDuplicate") => {
                 let cur = self.describe_domain_record_info(id)?;
