@@ -623,9 +623,27 @@ impl Config {
         let mut cfg = Config::from_document(&doc)?;
         if !explicit && !path.exists() {
             cfg.path = None;
+        } else if let Some(w) = world_readable_secret(path, &cfg) {
+            cfg.warnings.push(w);
         }
         Ok(cfg)
     }
+}
+
+/// A warning when the file holds a secret that every local user can read.
+fn world_readable_secret(path: &Path, cfg: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let has_secret = cfg.global.access_key.is_some()
+        || cfg.global.security_token.is_some()
+        || cfg.httpdns.as_ref().is_some_and(|h| h.secret.is_some());
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (has_secret && mode & 0o004 != 0).then(|| {
+        format!(
+            "{} holds a secret and is readable by every user (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
 }
 
 /// Lets `ALIDDNS_<KEY>` (e.g. `ALIDDNS_STATE_FILE`, `ALIDDNS_IP_URLS`) override any
@@ -873,6 +891,19 @@ interface=eth0
         apply_env_overrides(&mut bad, |k| (k == "ALIDDNS_TIMEOUT").then(|| "never".to_string()));
         let e = Config::from_document(&bad).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("timeout"));
+    }
+
+    #[test]
+    fn warns_about_a_world_readable_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("aliddns-perm-{}.conf", std::process::id()));
+        std::fs::write(&p, "[DEFAULT]\naccess_id=a\naccess_key=b\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::load_or_default(&p, true).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("chmod 600")), "{:?}", c.warnings);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load_or_default(&p, true).unwrap().warnings.is_empty());
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

@@ -296,6 +296,8 @@ fn on_change(cfg: &Config, rec: &RecordConf, action: &str, old: &str, new: &str,
         .env("ALIDDNS_RECORD_ID", id)
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("ALIDDNS_ACCESS_KEY")
+        .env_remove("ALIDDNS_SECURITY_TOKEN")
         .stdin(Stdio::null())
         .spawn();
     let mut child = match child {
