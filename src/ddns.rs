@@ -184,6 +184,10 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
         };
         summary.reports.push(report);
     }
+    // Forget records no longer in the config, so the file does not grow forever.
+    let before = st.entries.len();
+    st.entries.retain(|k, _| cfg.records.iter().any(|r| state::key(&r.fqdn(), r.rtype.as_str(), &r.line_code) == *k));
+    dirty |= st.entries.len() != before && !opts.dry_run;
     if dirty && let Err(e) = st.save(&g.state_file) {
         log::warn(format!("cannot write state file {}: {e}", g.state_file.display()));
     }
