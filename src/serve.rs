@@ -687,20 +687,20 @@ fn js(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A record as GoEdge decodes it: keys in struct order, `id` a string, `ttl` an int32.
+/// An AliDNS record as GoEdge decodes it (`id` a string, `ttl` an int32).
 fn record_json(r: &Record) -> String {
     let rtype = r.rtype.to_ascii_uppercase();
-    format!(
-        "{{\"id\":{},\"name\":{},\"type\":{},\"value\":{},\"route\":{},\"ttl\":{}}}",
-        js(&r.id),
-        js(&r.rr),
-        js(&rtype),
-        js(&goedge_value(&rtype, &r.value)),
-        js(&r.line),
-        r.ttl.min(i32::MAX as u32)
-    )
+    go_record_json(&GoRecord {
+        id: r.id.clone(),
+        name: r.rr.clone(),
+        value: goedge_value(&rtype, &r.value),
+        rtype,
+        route: r.line.clone(),
+        ttl: r.ttl.min(i32::MAX as u32).into(),
+    })
 }
 
+/// The one JSON encoding of a record: keys in GoEdge's struct order.
 fn go_record_json(r: &GoRecord) -> String {
     format!(
         "{{\"id\":{},\"name\":{},\"type\":{},\"value\":{},\"route\":{},\"ttl\":{}}}",
