@@ -34,28 +34,34 @@ impl Credentials {
     /// From the config's `access_id`/`access_key`, else from the standard
     /// `ALIBABA_CLOUD_*` variables; never from the command line.
     pub fn resolve(g: &Global) -> Result<Credentials> {
-        Self::resolve_with(g, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::find(g).ok_or_else(Self::missing)
     }
 
-    fn resolve_with(g: &Global, env: impl Fn(&str) -> Option<String>) -> Result<Credentials> {
+    fn missing() -> Error {
+        Error::Config(format!(
+            "no AliDNS credentials: set access_id and access_key in the config file's [DEFAULT] section, \
+             or the environment variables {ENV_ID} and {ENV_SECRET}"
+        ))
+    }
+
+    /// The same lookup, None when neither place has them (a dry run can go on without).
+    pub fn find(g: &Global) -> Option<Credentials> {
+        Self::find_with(g, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    fn find_with(g: &Global, env: impl Fn(&str) -> Option<String>) -> Option<Credentials> {
         if let (Some(id), Some(secret)) = (&g.access_id, &g.access_key) {
-            return Ok(Credentials {
+            return Some(Credentials {
                 access_key_id: id.clone(),
                 access_key_secret: secret.clone(),
                 security_token: g.security_token.clone().or_else(|| env(ENV_TOKEN).map(Secret::new)),
             });
         }
-        match (env(ENV_ID), env(ENV_SECRET)) {
-            (Some(id), Some(secret)) => Ok(Credentials {
-                access_key_id: id,
-                access_key_secret: Secret::new(secret),
-                security_token: env(ENV_TOKEN).map(Secret::new),
-            }),
-            _ => Err(Error::Config(format!(
-                "no AliDNS credentials: set access_id and access_key in the config file's [DEFAULT] section, \
-                 or the environment variables {ENV_ID} and {ENV_SECRET}"
-            ))),
-        }
+        Some(Credentials {
+            access_key_id: env(ENV_ID)?,
+            access_key_secret: Secret::new(env(ENV_SECRET)?),
+            security_token: env(ENV_TOKEN).map(Secret::new),
+        })
     }
 
     /// The ID shortened for logs: `LTAI****abcd`.
@@ -731,14 +737,15 @@ mod tests {
             _ => None,
         };
         let mut g = Global::default();
-        let c = Credentials::resolve_with(&g, env).unwrap();
+        let c = Credentials::find_with(&g, env).unwrap();
         assert_eq!(c.access_key_id, "envid");
         g.access_id = Some("cfgid".into());
         g.access_key = Some(Secret::new("cfgsecret"));
-        let c = Credentials::resolve_with(&g, env).unwrap();
+        let c = Credentials::find_with(&g, env).unwrap();
         assert_eq!(c.access_key_id, "cfgid");
         assert!(!format!("{c:?}").contains("cfgsecret"));
-        let e = Credentials::resolve_with(&Global::default(), |_| None).unwrap_err();
+        assert!(Credentials::find_with(&Global::default(), |_| None).is_none());
+        let e = Credentials::missing();
         let msg = e.to_string();
         assert!(msg.contains("access_id") && msg.contains(ENV_ID) && msg.contains(ENV_SECRET), "{msg}");
         assert_eq!(e.exit_code(), 2);

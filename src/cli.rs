@@ -284,14 +284,11 @@ fn cmd_lines(ctx: &Ctx, args: Arguments) -> Result<i32> {
 
 /// A client when credentials exist; for a dry run, their absence is not an error.
 fn client_for_pass(ctx: &Ctx, dry_run: bool) -> Result<Option<Client>> {
-    match ctx.client() {
-        Ok(c) => Ok(Some(c)),
-        Err(Error::Config(m)) if dry_run && m.starts_with("no AliDNS credentials") => {
-            log::info("dry run without credentials: detecting addresses only");
-            Ok(None)
-        }
-        Err(e) => Err(e),
+    if dry_run && Credentials::find(&ctx.config.global).is_none() {
+        log::info("dry run without credentials: detecting addresses only");
+        return Ok(None);
     }
+    ctx.client().map(Some)
 }
 
 /// Whether DDNS is switched off (UCI `option enabled '0'` in the global section);
