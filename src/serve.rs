@@ -11,7 +11,7 @@
 use crate::alidns::{Client, Domain, DomainInfo, LineInfo, Record, RecordFilter, RecordSpec, UpdateOutcome};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
-use crate::httpd::{self, Handler, Limits, Request, Response};
+use crate::httpd::{self, Handler, Limits, Request, Response, Service};
 use crate::log;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -49,14 +49,15 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
     } else {
         settings.domains.join(", ")
     };
-    let app = Arc::new(App::new(settings, client));
-    let handler: Handler = Arc::new(move |req: &Request| app.handle(req));
+    let handler: Handler = Arc::new(App::new(settings, client));
     let limits = Limits::default();
-    let workers = limits.workers;
+    let (workers, max_conns) = (limits.workers, limits.max_conns);
     crate::ddns::signals::install();
     let running = httpd::start(listener, tls, limits, handler).map_err(|e| Error::Other(format!("serve: {e}")))?;
     let bound = running.addr;
-    log::info(format!("serve: listening on {scheme}://{bound}/ ({workers} workers; domains: {allow})"));
+    log::info(format!(
+        "serve: listening on {scheme}://{bound}/ ({workers} workers, {max_conns} connections; domains: {allow})"
+    ));
     if scheme == "http" && !bound.ip().is_loopback() {
         log::info(
             "serve: plain HTTP: bind to a LAN address or set tls_cert/tls_key if GoEdge reaches this over the Internet",
@@ -303,22 +304,20 @@ impl<U: Upstream> App<U> {
                 ));
                 resp
             }
-            Err(f) => {
-                log::warn(format!("serve: {} {action}: {} {}", req.peer, f.status, f.reason));
-                let mut r = Response::text(f.status, &f.reason);
-                if f.status == 405 {
-                    r = r.with_header("Allow", "POST");
-                }
-                r
-            }
+            Err(f) => refusal(req, &action, &f),
         }
     }
 
-    fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
+    /// The checks that need only the head: the method and the signature.
+    fn admit_head(&self, req: &Request) -> std::result::Result<(), Fail> {
         if req.method != "POST" {
             return Err(fail(405, format!("method {} not allowed: GoEdge always POSTs", req.method)));
         }
-        self.authenticate(req)?;
+        self.authenticate(req)
+    }
+
+    fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
+        self.admit_head(req)?;
         let body: Value =
             serde_json::from_slice(&req.body).map_err(|e| fail(400, format!("body is not valid JSON: {e}")))?;
         let Value::Object(obj) = &body else {
@@ -625,6 +624,33 @@ impl<U: Upstream> App<U> {
             }
         }
     }
+}
+
+impl<U: Upstream + 'static> Service for App<U> {
+    /// Refuses a wrong method, token or timestamp before the body is read.
+    fn admit(&self, head: &Request) -> std::result::Result<(), Response> {
+        self.admit_head(head).map_err(|f| refusal(head, "?", &f))
+    }
+
+    fn handle(&self, req: &Request) -> Response {
+        App::handle(self, req)
+    }
+}
+
+/// Logs a failed request (rate-limited per reason: anyone can cause these) and
+/// builds its answer.
+fn refusal(req: &Request, action: &str, f: &Fail) -> Response {
+    // The reason up to its first variable part (a number, a name after ':').
+    let kind: String = f.reason.chars().take_while(|c| !c.is_ascii_digit() && *c != ':').take(40).collect();
+    log::warn_limited(
+        &format!("serve {} {}", f.status, kind.trim()),
+        format_args!("serve: {} {action}: {} {}", req.peer, f.status, f.reason),
+    );
+    let mut r = Response::text(f.status, &f.reason);
+    if f.status == 405 {
+        r = r.with_header("Allow", "POST");
+    }
+    r
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

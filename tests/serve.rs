@@ -355,6 +355,17 @@ fn signed_headers(secret: &str, ts: i64, body: &str) -> Headers {
     ]
 }
 
+/// A signed request head (GoEdge's headers) announcing a body of `len` bytes.
+fn signed_head(secret: &str, len: usize) -> Vec<u8> {
+    let ts = goedge::now().to_string();
+    format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len}\r\nContent-Type: application/json\r\n\
+         Timestamp: {ts}\r\nToken: {}\r\n\r\n",
+        goedge::token(secret, &ts)
+    )
+    .into_bytes()
+}
+
 #[test]
 fn security_rejections_while_valid_requests_keep_being_served() {
     let sim = sim_with_zones();
@@ -366,7 +377,8 @@ fn security_rejections_while_valid_requests_keep_being_served() {
     // Clients that connect and send nothing, and one that stops half-way.
     let silent: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(&addr).unwrap()).collect();
     let mut slow = TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"act").unwrap();
+    slow.write_all(&signed_head(SECRET, 100)).unwrap();
+    slow.write_all(b"{\"act").unwrap();
 
     let body = go_map(vec![("action", go_str("GetRecords")), ("domain", go_str("example.com"))]);
     let mut bad = bridge.client();
@@ -428,11 +440,12 @@ fn security_rejections_while_valid_requests_keep_being_served() {
     }
     assert!(sim.records("other.org").is_empty());
 
-    // Oversized body (declared), a GET, chunked encoding, garbage.
+    // Oversized body (declared, then sent), unauthenticated first, a GET, chunked encoding, garbage.
     let (status, _) = raw_http(&addr, b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n{}");
-    assert_eq!(status, 413);
-    let big = format!("POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n{}", "x".repeat(70_000));
-    assert_eq!(raw_http(&addr, big.as_bytes()).0, 413);
+    assert_eq!(status, 401);
+    assert_eq!(raw_http(&addr, &[signed_head(SECRET, 70_000), b"{}".to_vec()].concat()).0, 413);
+    let big = [signed_head(SECRET, 70_000), vec![b'x'; 70_000]].concat();
+    assert_eq!(raw_http(&addr, &big).0, 413);
     assert_eq!(raw_http(&addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").0, 405);
     assert_eq!(raw_http(&addr, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").0, 501);
     assert_eq!(raw_http(&addr, b"POST / HTTP/1.1\r\nConnection: close\r\n\r\n").0, 411);
