@@ -636,6 +636,18 @@ impl Conn {
         self.buf = Vec::new();
         self.head = None;
         self.set_phase(Phase::Draining, now, now + DRAIN_TIME);
+        if let Flushed::Done = self.flush() {
+            self.shut_if_answered();
+        }
+    }
+
+    /// While draining: once the answer is out, shut the write side (the client
+    /// sees the end of the answer) and keep reading what it still sends.
+    fn shut_if_answered(&mut self) {
+        if self.phase == Phase::Draining && !self.shut && !self.pending_out() {
+            self.io.shutdown_write();
+            self.shut = true;
+        }
     }
 }
 
@@ -997,14 +1009,9 @@ impl<'a> Reactor<'a> {
                 Flushed::Done => {}
             }
         }
-        if c.phase == Phase::Draining && !c.pending_out() {
-            if c.discard == 0 {
-                return self.drop_conn(c); // answered, and the request is read: done
-            }
-            if !c.shut {
-                c.io.shutdown_write();
-                c.shut = true;
-            }
+        c.shut_if_answered();
+        if c.phase == Phase::Draining && c.discard == 0 && !c.pending_out() {
+            return self.drop_conn(c); // answered, and the request is read: done
         }
         if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && c.wants_read() {
             c = self.read(c, now)?;
@@ -1014,7 +1021,6 @@ impl<'a> Reactor<'a> {
             if c.phase == Phase::Reading {
                 crate::log::debug(format!("httpd: {}: request not complete in time", c.peer));
                 c.reject(&Response::text(408, "request not complete in time"), now);
-                let _ = c.flush();
                 return Some(c);
             }
             return self.drop_conn(c); // idle, draining or stuck writing: just close
@@ -1079,7 +1085,6 @@ impl<'a> Reactor<'a> {
                 Err(Reject(status, why)) => {
                     crate::log::warn_limited(why, format!("httpd: {}: {status} {why}", c.peer));
                     c.reject(&Response::text(status, why), now);
-                    let _ = c.flush();
                     return Some(c);
                 }
             };
@@ -1089,7 +1094,6 @@ impl<'a> Reactor<'a> {
             if let Err(resp) = admitted {
                 // Refused (authentication): answer, drain the body, close.
                 c.reject(&resp, now);
-                let _ = c.flush();
                 return Some(c);
             }
             if !c.admitted {
@@ -1099,7 +1103,6 @@ impl<'a> Reactor<'a> {
             if body_len > limits.max_body {
                 crate::log::warn_limited("body too large", format!("httpd: {}: 413 request body too large", c.peer));
                 c.reject(&Response::text(413, "request body too large"), now);
-                let _ = c.flush();
                 return Some(c);
             }
         }
@@ -1133,7 +1136,6 @@ impl<'a> Reactor<'a> {
             Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
                 let mut c = job.conn;
                 c.reject(&Response::text(503, "too busy, retry"), now);
-                let _ = c.flush();
                 Some(c)
             }
         }

@@ -2,7 +2,9 @@
 //! a line carries only its level and text. Debug lines appear only with `-v`.
 
 use std::fmt::Display;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -41,17 +43,58 @@ pub fn debug(msg: impl Display) {
 /// Warnings per reason and window before they are counted instead of printed.
 const LIMITED_BURST: u32 = 5;
 /// The window of [`warn_limited`].
-const LIMITED_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+const LIMITED_WINDOW: Duration = Duration::from_secs(60);
 /// Distinct reasons tracked; more share one bucket, so a client cannot grow the table.
 const LIMITED_KEYS: usize = 32;
 
-struct Window {
-    start: std::time::Instant,
-    printed: u32,
-    suppressed: u64,
+/// Counts warnings per reason in fixed windows (the logic of [`warn_limited`]).
+struct Limiter {
+    /// Reason, window start, printed, suppressed.
+    table: Vec<(String, Instant, u32, u64)>,
 }
 
-static LIMITED: std::sync::Mutex<Vec<(String, Window)>> = std::sync::Mutex::new(Vec::new());
+impl Limiter {
+    /// Whether this warning is printed; pushes onto `reports` the lines saying
+    /// how many were suppressed in windows that have ended.
+    fn admit(&mut self, reason: &str, now: Instant, reports: &mut Vec<String>) -> bool {
+        self.expire(now, reports);
+        let known = self.table.iter().any(|(k, ..)| k == reason);
+        let key = if known || self.table.len() < LIMITED_KEYS { reason } else { "other" };
+        let i = match self.table.iter().position(|(k, ..)| k == key) {
+            Some(i) => i,
+            None => {
+                self.table.push((key.to_string(), now, 0, 0));
+                self.table.len() - 1
+            }
+        };
+        let (_, _, printed, suppressed) = &mut self.table[i];
+        if *printed < LIMITED_BURST {
+            *printed += 1;
+            true
+        } else {
+            *suppressed += 1;
+            false
+        }
+    }
+
+    /// Ends the windows older than [`LIMITED_WINDOW`].
+    fn expire(&mut self, now: Instant, reports: &mut Vec<String>) {
+        self.table.retain(|(key, start, _, suppressed)| {
+            if now.duration_since(*start) < LIMITED_WINDOW {
+                return true;
+            }
+            if *suppressed > 0 {
+                reports.push(format!(
+                    "{suppressed} more warnings like '{key}' suppressed in the last {} s",
+                    LIMITED_WINDOW.as_secs()
+                ));
+            }
+            false
+        });
+    }
+}
+
+static LIMITED: Mutex<Limiter> = Mutex::new(Limiter { table: Vec::new() });
 
 /// A warning a client can trigger at will (a refused request): the first few
 /// per `reason` and minute are printed, the rest counted and reported in one
@@ -59,49 +102,48 @@ static LIMITED: std::sync::Mutex<Vec<(String, Window)>> = std::sync::Mutex::new(
 /// changes out of a router's small log buffer. Audit lines use [`info`] and are
 /// never limited.
 pub fn warn_limited(reason: &str, msg: impl Display) {
-    let now = std::time::Instant::now();
-    let mut table = LIMITED.lock().unwrap_or_else(|p| p.into_inner());
-    let key = if table.len() < LIMITED_KEYS || table.iter().any(|(k, _)| k == reason) { reason } else { "other" };
-    let i = match table.iter().position(|(k, _)| k == key) {
-        Some(i) => i,
-        None => {
-            table.push((key.to_string(), Window { start: now, printed: 0, suppressed: 0 }));
-            table.len() - 1
-        }
-    };
-    let (k, w) = &mut table[i];
-    if now.duration_since(w.start) >= LIMITED_WINDOW {
-        report_suppressed(k, w);
-        *w = Window { start: now, printed: 0, suppressed: 0 };
+    let mut reports = Vec::new();
+    let print = LIMITED.lock().unwrap_or_else(|p| p.into_inner()).admit(reason, Instant::now(), &mut reports);
+    for r in reports {
+        warn(r);
     }
-    if w.printed < LIMITED_BURST {
-        w.printed += 1;
+    if print {
         warn(msg);
-    } else {
-        w.suppressed += 1;
     }
 }
 
 /// Prints the "N more suppressed" lines of windows that have ended; cheap
 /// enough to call on every turn of a server loop.
 pub fn flush_suppressed() {
-    let now = std::time::Instant::now();
-    let mut table = LIMITED.lock().unwrap_or_else(|p| p.into_inner());
-    table.retain_mut(|(k, w)| {
-        if now.duration_since(w.start) < LIMITED_WINDOW {
-            return true;
-        }
-        report_suppressed(k, w);
-        false
-    });
+    let mut reports = Vec::new();
+    LIMITED.lock().unwrap_or_else(|p| p.into_inner()).expire(Instant::now(), &mut reports);
+    for r in reports {
+        warn(r);
+    }
 }
 
-fn report_suppressed(key: &str, w: &Window) {
-    if w.suppressed > 0 {
-        warn(format_args!(
-            "{} more warnings like '{key}' suppressed in the last {} s",
-            w.suppressed,
-            LIMITED_WINDOW.as_secs()
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_limited_per_reason_and_window() {
+        let mut l = Limiter { table: Vec::new() };
+        let t0 = Instant::now();
+        let mut reports = Vec::new();
+        let printed = (0..100).filter(|_| l.admit("401 wrong token", t0, &mut reports)).count();
+        assert_eq!(printed, LIMITED_BURST as usize);
+        // Another reason has its own budget.
+        assert!(l.admit("403 stale Timestamp", t0, &mut reports));
+        assert!(reports.is_empty());
+        // The window ends: one line says how many were dropped, and printing resumes.
+        let t1 = t0 + LIMITED_WINDOW;
+        assert!(l.admit("401 wrong token", t1, &mut reports));
+        assert_eq!(reports, vec!["95 more warnings like '401 wrong token' suppressed in the last 60 s"]);
+        // Many distinct reasons cannot grow the table without bound.
+        for i in 0..1000 {
+            l.admit(&format!("reason {i}"), t1, &mut reports);
+        }
+        assert!(l.table.len() <= LIMITED_KEYS + 1);
     }
 }

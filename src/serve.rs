@@ -115,17 +115,17 @@ impl Settings {
             )));
         }
         let listen = listen.or_else(|| h.listen.clone()).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
-        Ok(Settings {
-            listen,
-            secret,
-            domains: h
-                .domains
-                .iter()
-                .map(|d| normalize_domain(d).unwrap_or_default())
-                .filter(|d| !d.is_empty())
-                .collect(),
-            max_skew: h.max_skew.unwrap_or(DEFAULT_MAX_SKEW),
-        })
+        // Fail closed: dropping an entry could leave an empty list, which means every zone.
+        let mut domains = Vec::with_capacity(h.domains.len());
+        for d in &h.domains {
+            match normalize_domain(d) {
+                Some(d) => domains.push(d),
+                None => {
+                    return Err(Error::Config(format!("{at}[httpdns] domains: '{d}' is not a domain name")));
+                }
+            }
+        }
+        Ok(Settings { listen, secret, domains, max_skew: h.max_skew.unwrap_or(DEFAULT_MAX_SKEW) })
     }
 }
 
@@ -641,7 +641,8 @@ impl<U: Upstream + 'static> Service for App<U> {
 /// builds its answer.
 fn refusal(req: &Request, action: &str, f: &Fail) -> Response {
     // The reason up to its first variable part (a number, a name after ':').
-    let kind: String = f.reason.chars().take_while(|c| !c.is_ascii_digit() && *c != ':').take(40).collect();
+    let kind: String =
+        f.reason.chars().take_while(|c| !c.is_ascii_digit() && !matches!(c, ':' | '(')).take(40).collect();
     log::warn_limited(
         &format!("serve {} {}", f.status, kind.trim()),
         format_args!("serve: {} {action}: {} {}", req.peer, f.status, f.reason),
@@ -1138,6 +1139,10 @@ mod tests {
         let s = Settings::from_config(&cfg, None).unwrap();
         assert_eq!((s.listen.as_str(), s.max_skew), ("0.0.0.0:8053", 300));
         assert_eq!(Settings::from_config(&cfg, Some("127.0.0.1:9".into())).unwrap().listen, "127.0.0.1:9");
+        cfg.httpdns.as_mut().unwrap().domains = vec!["example.com".into(), "\"x.org\"".into()];
+        let e = Settings::from_config(&cfg, None).unwrap_err();
+        assert!(e.to_string().contains("domains: '\"x.org\"'") && e.exit_code() == 2, "{e}");
+        cfg.httpdns.as_mut().unwrap().domains.clear();
         assert_eq!(listen_addr("8053").unwrap(), "0.0.0.0:8053".parse().unwrap());
         assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
         assert!(listen_addr("localhost").is_err());
