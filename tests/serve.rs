@@ -554,7 +554,7 @@ fn sigterm_stops_cleanly() {
 mod dos {
     use super::*;
     pub use std::net::Ipv4Addr;
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::FromRawFd;
 
     /// Lets this process hold a few thousand sockets.
     pub fn raise_fd_limit() {
@@ -571,6 +571,12 @@ mod dos {
     /// Connects from another loopback address (127.0.0.N): a second "host" for
     /// the per-address limits, without leaving the machine.
     pub fn connect_from(src: Ipv4Addr, to: &str) -> std::io::Result<TcpStream> {
+        connect_with(src, None, to)
+    }
+
+    /// Connects with a receive buffer of `rcvbuf` bytes set before the handshake,
+    /// so the window it advertises stays small: a client that reads slowly.
+    pub fn connect_with(src: Ipv4Addr, rcvbuf: Option<libc::c_int>, to: &str) -> std::io::Result<TcpStream> {
         let to: std::net::SocketAddrV4 = to.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
         let sa = |a: Ipv4Addr, port: u16| libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -586,6 +592,10 @@ mod dos {
                 return Err(std::io::Error::last_os_error());
             }
             let s = TcpStream::from_raw_fd(fd);
+            if let Some(v) = rcvbuf {
+                let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const _ as *const libc::c_void, size);
+            }
             let local = sa(src, 0);
             if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -595,21 +605,6 @@ mod dos {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(s)
-        }
-    }
-
-    /// Shrinks a socket's receive buffer, like a client that reads slowly.
-    pub fn small_rcvbuf(s: &TcpStream) {
-        let v: libc::c_int = 2048;
-        // SAFETY: setsockopt reads an int we own.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &v as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
         }
     }
 
@@ -732,30 +727,28 @@ fn clients_that_never_read_do_not_stall_the_workers() {
     let mut ge = bridge.client();
     ge.get_routes("example.com").unwrap(); // fills the routes cache: answers of ~1 KiB
     let req = signed_request(r#"{"action":"GetRoutes","domain":"example.com"}"#);
-    // Four clients pipeline requests on a small receive buffer and never read.
+    // Four clients pipeline requests on a small receive buffer and never read,
+    // until their own writes block (more answers than the kernel buffers hold).
     let stuck: Vec<_> = (0..4)
         .map(|_| {
             let (addr, req) = (addr.clone(), req.clone());
             std::thread::spawn(move || {
-                let mut s = TcpStream::connect(&addr).unwrap();
-                small_rcvbuf(&s);
+                let mut s = connect_with(Ipv4Addr::LOCALHOST, Some(2048), &addr).unwrap();
                 s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-                for _ in 0..3000 {
-                    if s.write_all(&req).is_err() {
-                        break; // the server stopped reading us: we are stuck, as intended
-                    }
+                let mut sent = 0;
+                while sent < 20_000 && s.write_all(&req).is_ok() {
+                    sent += 1;
                 }
-                s
+                (s, sent)
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    let held: Vec<(TcpStream, usize)> = stuck.into_iter().map(|t| t.join().unwrap()).collect();
     for i in 0..10 {
         let (status, took) = default_route(&addr);
         assert_eq!(status, 200, "request {i}");
         assert!(took < Duration::from_millis(1000), "request {i} took {took:?} behind clients that do not read");
     }
-    let held: Vec<TcpStream> = stuck.into_iter().map(|t| t.join().unwrap()).collect();
     drop(held);
     assert_eq!(default_route(&addr).0, 200);
 }
@@ -840,7 +833,7 @@ fn trickled_heads_cost_linear_cpu() {
     // byte per write, round robin over 32 connections, in 4 waves.
     let head = {
         let ts = goedge::now().to_string();
-        let start = format!("POST / HTTP/1.1\r\nContent-Length: 2\r\nTimestamp: {ts}\r\nToken: 0\r\nX-Pad: ");
+        let start = format!("POST / HTTP/1.1\r\nContent-Length: 0\r\nTimestamp: {ts}\r\nToken: 0\r\nX-Pad: ");
         let mut h = start.into_bytes();
         h.resize(8150, b'a');
         h.extend_from_slice(b"\r\n\r\n");
@@ -860,6 +853,8 @@ fn trickled_heads_cost_linear_cpu() {
                 s.write_all(&head[i..=i]).unwrap();
                 wrote += 1;
             }
+            // Let the server read each byte on its own.
+            std::thread::sleep(Duration::from_millis(1));
         }
         for s in &mut conns {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -869,9 +864,11 @@ fn trickled_heads_cost_linear_cpu() {
         }
     }
     let used = cpu_seconds(pid) - before;
+    eprintln!("server CPU: {used:.2} s for {wrote} trickled bytes");
     // Scanning the whole buffer again after each byte costs ~8 KiB of work per
-    // byte (seconds here); scanning each byte once leaves the syscalls.
-    assert!(used < 0.8, "{used:.2} s of server CPU for {wrote} trickled bytes");
+    // byte (0.46 s here with the debug build); scanning each byte once leaves
+    // the syscalls (0.07 s).
+    assert!(used < 0.25, "{used:.2} s of server CPU for {wrote} trickled bytes");
 }
 
 #[test]
@@ -881,7 +878,6 @@ fn max_conns_counts_every_open_socket() {
     let bridge = Bridge::start(&sim, &allow_example());
     let addr = bridge.addr();
     let pid = bridge.child.id();
-    assert!(bridge.log_contains("512 connections"), "{}", bridge.log());
     // Eight slow requests: four at the workers, four queued for them.
     sim.inject(Fault::Delay { count: 8, ms: 1500, action: Some("DescribeDomainRecords".into()) });
     let slow: Vec<_> = (0..8)
@@ -917,8 +913,12 @@ fn refused_requests_log_a_few_lines_but_every_audit_line() {
     let addr = bridge.addr();
     let req = wrong_token_request();
     for _ in 0..200 {
-        let (status, _) = raw_http(&addr, &req);
-        assert_eq!(status, 401);
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&req).unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(&s).read_line(&mut line);
+        assert!(line.starts_with("HTTP/1.1 401 "), "{line:?}");
     }
     let mut ge = bridge.client();
     for i in 0..20 {
