@@ -14,7 +14,8 @@
 //! legitimate client from 127.0.0.1.
 //! `bench` keeps `conns` keep-alive connections busy (like GoEdge's Go client,
 //! one request at a time per connection) and prints requests/s and latency
-//! percentiles. `idle` opens `conns` connections, sends one request on each so
+//! percentiles. `idle` opens `conns` connections (from 16 loopback addresses),
+//! sends one request on each so
 //! they become idle keep-alive connections, then reads the server's VmRSS/VmHWM
 //! from /proc and checks it still answers at once. Only 127.0.0.1 is allowed,
 //! and every loop is bounded in count and time.
@@ -217,7 +218,10 @@ fn idle(o: &Opts) -> Result<(), String> {
     let req = request(&o.secret, r#"{"action":"DefaultRoute"}"#);
     let mut held = Vec::with_capacity(n);
     for i in 0..n {
-        let mut c = connect(&a).map_err(|e| format!("connection {i}: {e}"))?;
+        // Spread over the attackers' addresses: one address may hold only 64.
+        let c = attacker(i, &a).ok_or(format!("connection {i}: cannot connect"))?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        let mut c = BufReader::new(c);
         let status = roundtrip(&mut c, &req).map_err(|e| format!("connection {i}: {e}"))?;
         if status != 200 {
             return Err(format!("connection {i}: status {status}"));

@@ -1057,6 +1057,14 @@ impl<'a> Reactor<'a> {
                         let by = if c.admitted { now + limits.request_timeout } else { c.deadline };
                         c.set_phase(Phase::Reading, now, by);
                     }
+                    // Grow by doubling, but never past what this request may hold
+                    // (`want` is within that bound): a head of 8,000 bytes and a
+                    // trickled byte must not cost 16 KiB.
+                    let need = c.buf.len() + n;
+                    if need > c.buf.capacity() {
+                        let cap = (c.buf.capacity() * 2).clamp(need, c.buf.len() + c.room(limits));
+                        c.buf.reserve_exact(cap - c.buf.len());
+                    }
                     c.buf.extend_from_slice(&self.scratch[..n]);
                     c = self.advance(c, now)?;
                     if c.phase != Phase::Reading {
