@@ -405,7 +405,7 @@ return view.extend({
 			return (!value || RE_LINE.test(value)) ? true : _('Not a line code like default or telecom');
 		};
 
-		o = s.option(form.Value, 'ttl', _('TTL'), _('Seconds (1 to 86400; the free AliDNS edition accepts 600 and more). Empty: AliDNS keeps its own.'));
+		o = s.option(form.Value, 'ttl', _('TTL'), _('Seconds (1 to 86400; the free AliDNS edition accepts 600 and more). Empty: the record keeps its TTL (600 for a new one).'));
 		o.datatype = 'range(1,86400)';
 		o.placeholder = '600';
 		o.modalonly = true;
