@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The LuCI app (openwrt/luci-app-aliddns) and its translations, without a router:
-# every view parses (node --check); menu.d/acl.d are valid and name only existing
+# every view parses (node --check) and does what its tests expect when run against
+# recording fakes of LuCI's API (tests/views.test.js); menu.d/acl.d are valid and name only existing
 # views and the exact command lines the views run, of programs the packages
 # install (scripts/check-luci-app.py); the .po/.pot compile (msgfmt --check); the
 # .pot matches the _() strings of the sources and zh_Hans translates all of them
@@ -28,11 +29,20 @@ APP=openwrt/luci-app-aliddns
 status=0
 
 echo "== node --check ($(node --version))"
-mapfile -t js < <(find "$APP/htdocs" -name '*.js' | sort)
+mapfile -t js < <(find "$APP/htdocs" "$APP/tests" -name "*.js" | sort)
 [ "${#js[@]}" -gt 0 ] || { echo "FAIL: no .js under $APP/htdocs"; status=1; }
 for f in "${js[@]}"; do
 	node --check "$f" || { echo "FAIL: node --check $f"; status=1; }
 done
+
+echo "== views against recording fakes of LuCI's API"
+node --test "$APP/tests/views.test.js" >"${TMPDIR:-/tmp}/aliddns-views-test.log" 2>&1 || {
+	cat "${TMPDIR:-/tmp}/aliddns-views-test.log"
+	echo "FAIL: node --test $APP/tests/views.test.js"
+	status=1
+}
+grep -E '^# (tests|pass|fail)' "${TMPDIR:-/tmp}/aliddns-views-test.log" || true
+rm -f "${TMPDIR:-/tmp}/aliddns-views-test.log"
 
 echo "== menu.d / acl.d"
 python3 scripts/check-luci-app.py || status=1
