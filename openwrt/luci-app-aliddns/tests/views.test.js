@@ -20,15 +20,29 @@ const APP = path.join(__dirname, '..');
 const ROOT = path.join(APP, '..', '..');
 const VIEWS = path.join(APP, 'htdocs', 'luci-static', 'resources', 'view', 'aliddns');
 
-/* ---- a tiny DOM: enough for E(), dom.content() and reading the result back */
+/* ---- a tiny DOM: enough for E(), dom.content() and reading the result back.
+ * Like LuCI's dom.append(), a bare string becomes innerHTML (kept as Html, so a
+ * test can tell) and the strings of an array become text nodes. */
+class Html {
+	constructor(s) { this.html = s; }
+}
+
 class Node {
 	constructor(tag, attrs) { this.tag = tag; this.attrs = attrs || {}; this.children = []; }
 	append(c) {
-		if (c == null || c === '') return;
-		if (Array.isArray(c)) return c.forEach((x) => this.append(x));
-		this.children.push(c instanceof Node ? c : String(c));
+		if (c == null) return;
+		if (Array.isArray(c)) return c.forEach((x) => this.children.push(x instanceof Node ? x : String(x)));
+		this.children.push(c instanceof Node ? c : new Html(String(c)));
 	}
-	get text() { return this.children.map((c) => (c instanceof Node ? c.text : c)).join(''); }
+	get text() {
+		return this.children.map((c) => (c instanceof Node ? c.text : c instanceof Html ? c.html : c)).join('');
+	}
+	htmlParts(out = []) {
+		for (const c of this.children)
+			if (c instanceof Html) out.push(c.html);
+			else if (c instanceof Node) c.htmlParts(out);
+		return out;
+	}
 	findAll(pred, out = []) {
 		for (const c of this.children)
 			if (c instanceof Node) { if (pred(c)) out.push(c); c.findAll(pred, out); }
@@ -51,6 +65,8 @@ function format(fmt, args) {
 		if (conv === '%') return '%';
 		let v = args[i++];
 		v = conv === 'd' ? String(Math.floor(+v || 0)) : String(v);
+		if (conv === 'h')
+			v = v.replace(/&/g, '&#38;').replace(/"/g, '&#34;').replace(/'/g, '&#39;').replace(/</g, '&#60;').replace(/>/g, '&#62;');
 		while (width && v.length < +width) v = (zero ? '0' : ' ') + v;
 		return v;
 	});
@@ -193,6 +209,38 @@ test('status table: one row per record, red error text where the last pass faile
 	assert.match(rows[2].text, /\(disabled\)/);
 	assert.strictEqual(rows[0].findAll((n) => n.attrs['class'] === 'aliddns-error').length, 0);
 	assert.match(page.findAll((n) => n.attrs.id === 'aliddns-running')[0].text, /^running$/);
+});
+
+test('text from the router never becomes HTML', async () => {
+	const evil = '<img src=x onerror=alert(1)>';
+	const bad = JSON.parse(JSON.stringify(SAMPLE));
+	bad.records[1].error = evil;
+	bad.records[1].name = evil;
+	bad.records[0].value = evil;
+	bad.records[0].line = evil;
+	bad.records[0].result = evil;
+	let r = await renderOverview({ execResults: { [STATUS]: { code: 0, stdout: JSON.stringify(bad), stderr: '' } } });
+	assert.ok(r.page.text.includes(evil));
+	assert.deepStrictEqual(r.page.htmlParts().filter((h) => h.includes('<')), []);
+	r = await renderOverview({ execResults: { [STATUS]: { code: 2, stdout: '', stderr: evil } } });
+	assert.deepStrictEqual(r.page.htmlParts().filter((h) => h.includes('<')), []);
+	r.env.modules.fs.exec = () => Promise.resolve({ code: 1, stdout: '', stderr: evil });
+	await r.view.handleTrigger();
+	assert.deepStrictEqual(r.env.notifications[0].body.htmlParts().filter((h) => h.includes('<')), []);
+	const env = makeEnv({ execResults: { [LOGREAD]: { code: 0, stdout: evil + '\n', stderr: '' } } });
+	const log = loadView('log.js', env);
+	const page = log.render(await log.load());
+	assert.ok(page.text.includes(evil));
+	assert.deepStrictEqual(page.htmlParts().filter((h) => h.includes('<')), []);
+	const { byType } = await formOptions();
+	const cfg = byType.record.map.data;
+	cfg.set('aliddns', 'r1', 'interface', evil);
+	cfg.set('aliddns', 'r1', 'line', evil);
+	for (const name of ['interface', 'line']) {
+		const o = byType.record.options.find((x) => x.option === name);
+		o.cfgvalue = (sid) => cfg.get('aliddns', sid, name);
+		assert.ok(!o.textvalue('r1').includes('<'), name);
+	}
 });
 
 test('the page polls the status and the map sits beside the status box', async () => {

@@ -35,14 +35,14 @@ return view.extend({
 
 	updateLog: function(log) {
 		if (log.error) {
-			dom.content(this.logNode, E('em', {}, log.error));
+			dom.content(this.logNode, E('em', {}, [ log.error ]));
 			return;
 		}
 
 		var atBottom = (this.logNode.scrollTop + this.logNode.clientHeight >= this.logNode.scrollHeight - 4);
 
-		dom.content(this.logNode, log.lines.length ? log.lines.join('\n')
-			: E('em', {}, _('aliddns has not logged anything yet.')));
+		dom.content(this.logNode, log.lines.length ? [ log.lines.join('\n') ]
+			: E('em', {}, [ _('aliddns has not logged anything yet.') ]));
 
 		if (atBottom)
 			this.logNode.scrollTop = this.logNode.scrollHeight;

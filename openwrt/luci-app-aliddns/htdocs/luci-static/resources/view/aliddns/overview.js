@@ -22,6 +22,12 @@ var STATUS_ARGS = [ '-c', '/etc/config/aliddns', 'status', '--json' ];
 var INIT = '/etc/init.d/aliddns';
 var TRIGGER_ARGS = [ 'trigger' ];
 
+/*
+ * Text from the router (record names, values, AliDNS error messages, log lines)
+ * is always passed to E()/dom.content() inside an array: LuCI turns a bare
+ * string argument into innerHTML, an array element into a text node.
+ */
+
 /* The same rules as the binary (src/config.rs) applies when it reads the file. */
 var RE_LABEL = /^[A-Za-z0-9_-]{1,63}$/;
 var RE_URL = /^https?:\/\/\S+$/;
@@ -177,27 +183,27 @@ return view.extend({
 
 		(status.records || []).forEach(function(r) {
 			var failed = (r.result == 'failed'),
-			    result = [ E('span', {}, resultText(r.result)) ];
+			    result = [ E('span', {}, [ resultText(r.result) ]) ];
 
 			if (r.error != null && r.error !== '')
 				result.push(E('div', {
 					'class': 'aliddns-error',
 					'style': 'color:#c00; white-space:pre-wrap'
-				}, String(r.error)));
+				}, [ String(r.error) ]));
 
 			if (r.checked_at != null)
 				result.push(E('div', { 'style': 'font-size:90%; opacity:.75' },
-					_('checked %s').format(fmtTime(r.checked_at))));
+					[ _('checked %s').format(fmtTime(r.checked_at)) ]));
 
 			rows.push(E('tr', { 'class': 'tr' + (failed ? ' aliddns-failed' : '') }, [
 				E('td', { 'class': 'td', 'data-title': _('Record') }, [
-					E('strong', {}, r.name || '-'),
-					(r.enabled === false) ? E('em', {}, ' (%s)'.format(_('disabled'))) : ''
+					E('strong', {}, [ r.name || '-' ]),
+					(r.enabled === false) ? E('em', {}, [ ' (%s)'.format(_('disabled')) ]) : ''
 				]),
-				E('td', { 'class': 'td', 'data-title': _('Type') }, r.type || '-'),
-				E('td', { 'class': 'td', 'data-title': _('Line') }, lineText(r.line)),
-				E('td', { 'class': 'td', 'data-title': _('Current value') }, (r.value != null) ? String(r.value) : '-'),
-				E('td', { 'class': 'td', 'data-title': _('Last change') }, fmtTime(r.changed_at)),
+				E('td', { 'class': 'td', 'data-title': _('Type') }, [ r.type || '-' ]),
+				E('td', { 'class': 'td', 'data-title': _('Line') }, [ lineText(r.line) ]),
+				E('td', { 'class': 'td', 'data-title': _('Current value') }, [ (r.value != null) ? String(r.value) : '-' ]),
+				E('td', { 'class': 'td', 'data-title': _('Last change') }, [ fmtTime(r.changed_at) ]),
 				E('td', { 'class': 'td', 'data-title': _('Last result'), 'style': failed ? 'color:#c00' : '' }, result)
 			]));
 		});
@@ -217,7 +223,7 @@ return view.extend({
 
 		if (status.error) {
 			dom.content(running, E('em', {}, _('unknown')));
-			dom.content(error, E('p', { 'class': 'alert-message warning' }, status.error));
+			dom.content(error, E('p', { 'class': 'alert-message warning' }, [ status.error ]));
 			dom.content(table, this.renderStatusRows({ records: [] }));
 			return;
 		}
@@ -236,10 +242,10 @@ return view.extend({
 	handleTrigger: function(ev) {
 		return L.resolveDefault(fs.exec(INIT, TRIGGER_ARGS), null).then(L.bind(function(res) {
 			if (res == null)
-				ui.addNotification(null, E('p', {}, _('Could not run %s %s.').format(INIT, TRIGGER_ARGS.join(' '))), 'error');
+				ui.addNotification(null, E('p', {}, [ _('Could not run %s %s.').format(INIT, TRIGGER_ARGS.join(' ')) ]), 'error');
 			else if (res.code != 0)
-				ui.addNotification(null, E('p', {}, _('%s %s failed (exit code %d): %s').format(INIT, TRIGGER_ARGS.join(' '),
-					res.code, (res.stderr || res.stdout || '').trim())), 'error');
+				ui.addNotification(null, E('p', {}, [ _('%s %s failed (exit code %d): %s').format(INIT, TRIGGER_ARGS.join(' '),
+					res.code, (res.stderr || res.stdout || '').trim()) ]), 'error');
 
 			/* The pass runs in the background; look again once it has had time to finish. */
 			window.setTimeout(L.bind(this.refreshStatus, this), 3000);
@@ -391,7 +397,7 @@ return view.extend({
 		});
 		o.rmempty = true;
 		o.textvalue = function(section_id) {
-			return this.cfgvalue(section_id) || _('none (lookup URLs)');
+			return '%h'.format(this.cfgvalue(section_id) || _('none (lookup URLs)'));
 		};
 
 		o = s.option(form.Value, 'line', _('Line'), _('Resolution line of the record: "default" unless the domain should answer differently per network.'));
@@ -399,7 +405,7 @@ return view.extend({
 		o.placeholder = lineText('default');
 		o.rmempty = true;
 		o.textvalue = function(section_id) {
-			return lineText(this.cfgvalue(section_id) || 'default');
+			return '%h'.format(lineText(this.cfgvalue(section_id) || 'default'));
 		};
 		o.validate = function(section_id, value) {
 			return (!value || RE_LINE.test(value)) ? true : _('Not a line code like default or telecom');
