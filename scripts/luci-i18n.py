@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Translation upkeep for openwrt/luci-app-aliddns (Python 3 stdlib only).
 
-    python3 scripts/luci-i18n.py update   rewrite po/templates/aliddns.pot from the sources
+    python3 scripts/luci-i18n.py update   rewrite po/templates/aliddns.pot from the sources, and
+                                          each po/<lang>/aliddns.po in its order (translations kept,
+                                          new strings added untranslated, unused ones dropped)
     python3 scripts/luci-i18n.py check    fail unless the .pot matches the sources and
                                           every po/<lang>/aliddns.po translates every
                                           string (no empty, fuzzy or stale entry, and the
@@ -280,6 +282,28 @@ def parse_po(path):
     return entries
 
 
+def render_po(entries, path):
+    """The .po at `path` rewritten in the .pot's order and references, keeping its
+    header and translations (new strings get an empty msgstr, unused ones go)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    header = text.split("\n\n", 1)[0]
+    done = {(e["ctxt"], e["id"]): e.get("str", "") for e in parse_po(path) if not e["obsolete"] and e["id"]}
+    out = [header, ""]
+    for (ctxt, msgid), refs in entries.items():
+        seen = []
+        for r in refs:
+            if r not in seen:
+                seen.append(r)
+        out.extend("#: " + r for r in seen)
+        if ctxt is not None:
+            out.append("msgctxt " + po_quote(ctxt))
+        out.append("msgid " + po_quote(msgid))
+        out.append("msgstr " + po_quote(done.get((ctxt, msgid), "")))
+        out.append("")
+    return "\n".join(out)
+
+
 def check(entries):
     problems = []
     wanted = render_pot(entries)
@@ -329,6 +353,11 @@ def main(argv):
             with open(POT, "w", encoding="utf-8") as f:
                 f.write(render_pot(entries))
             print("%s: %d strings" % (os.path.relpath(POT, ROOT), len(entries)))
+            for path in sorted(glob.glob(os.path.join(APP, "po", "*", DOMAIN + ".po"))):
+                text = render_po(entries, path)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+                print("%s: references refreshed" % os.path.relpath(path, ROOT))
             return 0
         problems = check(entries)
     except ExtractError as e:
