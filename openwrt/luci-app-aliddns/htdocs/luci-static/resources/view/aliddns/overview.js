@@ -475,7 +475,7 @@ return view.extend({
 		return m.render().then(L.bind(function(mapEl) {
 			var statusBox = this.renderStatus(status);
 
-			poll.add(L.bind(this.refreshStatus, this), 5);
+			poll.add(L.bind(this.refreshStatus, this), 10);
 
 			/* Status box beside the map, not inside it: saving re-renders the map's element. */
 			var page = E('div', {}, [
