@@ -2,6 +2,7 @@
 """Render the LuCI views of luci-app-aliddns in headless Chromium, without a router.
 
     python3 scripts/luci-preview.py [--lang en|zh-cn] [--view overview|log] [--out FILE.png]
+                                    [--status-json FILE]   (what `aliddns status --json` printed)
 
 Serves, on 127.0.0.1 only, a page that loads the views from
 openwrt/luci-app-aliddns/htdocs with a stand-in for LuCI's client runtime
@@ -43,7 +44,7 @@ PAGE = """<!DOCTYPE html>
 <html lang="%(lang)s"><head><meta charset="utf-8">
 <title>luci-app-aliddns preview</title>
 <link rel="stylesheet" href="/preview.css">
-<script>window.TR = %(tr)s;</script>
+<script>window.TR = %(tr)s; window.PREVIEW_STATUS = %(status)s;</script>
 <script src="/stub-luci.js"></script>
 </head><body>
 <header><span class="brand">OpenWrt</span><span class="crumb">%(crumb)s</span></header>
@@ -76,7 +77,7 @@ def translations(lang):
     return tr
 
 
-def page(view, lang):
+def page(view, lang, status=None):
     tr = translations(lang)
 
     def t(s):
@@ -102,18 +103,20 @@ def page(view, lang):
         "tabs": tabs,
         "actions": actions,
         "view": view,
+        "status": json.dumps(status).replace("</", "<\\/"),
     }
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     view = "overview"
     lang = "en"
+    status = None
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         body, ctype = None, "text/plain"
         if path == "/":
-            body, ctype = page(self.view, self.lang).encode("utf-8"), "text/html; charset=utf-8"
+            body, ctype = page(self.view, self.lang, self.status).encode("utf-8"), "text/html; charset=utf-8"
         elif path in ("/stub-luci.js", "/preview.css"):
             with open(os.path.join(PREVIEW, path[1:]), "rb") as f:
                 body = f.read()
@@ -152,9 +155,13 @@ def main():
     ap.add_argument("--view", choices=["overview", "log"], default="overview")
     ap.add_argument("--out", help="PNG to write (default: only check for errors)")
     ap.add_argument("--size", default="1280,1700")
+    ap.add_argument("--status-json", help="show this output of `aliddns status --json` instead of the sample")
     opts = ap.parse_args()
 
     Handler.view, Handler.lang = opts.view, opts.lang
+    if opts.status_json:
+        with open(opts.status_json, encoding="utf-8") as f:
+            Handler.status = json.load(f)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = "http://127.0.0.1:%d/" % server.server_address[1]
@@ -168,9 +175,11 @@ def main():
         if errors.group(1).strip():
             sys.exit("JavaScript errors in the views:\n" + errors.group(1))
         if opts.view == "overview":
-            rows = dom.count('<tr class="tr') - dom.count("table-titles") - dom.count("cbi-section-table-titles")
-            if 'id="aliddns-status-table"' not in dom or "aliddns-error" not in dom or rows < 3:
-                sys.exit("the status table did not render")
+            table = re.search(r'<table class="table" id="aliddns-status-table">(.*?)</table>', dom, re.S)
+            want = len(Handler.status["records"]) if Handler.status else 3
+            rows = table.group(1).count('<tr class="tr') - 1 if table else 0
+            if rows != max(want, 1) or (Handler.status is None and "aliddns-error" not in dom):
+                sys.exit("the status table did not render (%d rows)" % rows)
         elif 'id="aliddns-log"' not in dom or "daemon.err aliddns" not in dom:
             sys.exit("the log did not render")
         if opts.lang == "zh-cn" and ("立即更新" if opts.view == "overview" else "刷新") not in dom:

@@ -211,6 +211,23 @@ test('status table: one row per record, red error text where the last pass faile
 	assert.match(page.findAll((n) => n.attrs.id === 'aliddns-running')[0].text, /^running$/);
 });
 
+test('before the first pass: as `aliddns status --json` prints it', async () => {
+	/* Printed by the binary (src/status.rs) for one record never updated yet and one disabled. */
+	const out = '{"config":"/etc/config/aliddns","records":[{"changed_at":null,"checked_at":null,"domain":"example.com",' +
+		'"enabled":true,"error":null,"line":"default","name":"home.example.com","record_id":null,"result":"never",' +
+		'"rr":"home","section":"home","type":"A","value":null},{"changed_at":null,"checked_at":null,' +
+		'"domain":"example.com","enabled":false,"error":null,"line":"default","name":"nas.example.com",' +
+		'"record_id":null,"result":"disabled","rr":"nas","section":"","type":"AAAA","value":null}],' +
+		'"running":false,"state_file":"/var/run/aliddns/state"}\n';
+	const { page } = await renderOverview({ execResults: { [STATUS]: { code: 0, stdout: out, stderr: '' } } });
+	const rows = rowsOf(page).map((r) => r.findAll((n) => n.tag === 'td').map((c) => c.text));
+	assert.deepStrictEqual(rows, [
+		['home.example.com', 'A', 'Default', '-', '-', 'Not checked yet'],
+		['nas.example.com (disabled)', 'AAAA', 'Default', '-', '-', 'Disabled'],
+	]);
+	assert.strictEqual(page.findAll((n) => n.attrs.id === 'aliddns-running')[0].text, 'not running');
+});
+
 test('text from the router never becomes HTML', async () => {
 	const evil = '<img src=x onerror=alert(1)>';
 	const bad = JSON.parse(JSON.stringify(SAMPLE));

@@ -114,6 +114,8 @@
 			  error: 'Forbidden.RAM: User not authorized to operate on the specified resource.' }
 		]
 	};
+	if (window.PREVIEW_STATUS)
+		status = window.PREVIEW_STATUS;
 	var log = [
 		'Sat Nov 28 09:58:01 2026 daemon.info aliddns[2210]: home.example.com A: 203.0.113.7 unchanged',
 		'Sat Nov 28 09:58:02 2026 daemon.info aliddns[2210]: home.example.com AAAA: 2001:db8:1:2::1 updated',
