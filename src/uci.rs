@@ -201,9 +201,11 @@ impl Lexer {
     }
 }
 
-/// A word as messages show it: quoted when it is one short line of no spaces.
+/// A word as messages show it: quoted when it is short and has no spaces. A long
+/// word (an AccessKey secret is 30 characters) or one that swallowed lines is not
+/// shown: it may be a secret pasted on a line of its own.
 fn shown(word: &str) -> String {
-    if word.chars().any(|c| c.is_whitespace() || c.is_control()) || word.chars().count() > 64 {
+    if word.chars().any(|c| c.is_whitespace() || c.is_control()) || word.chars().count() > 20 {
         format!("(a word of {} characters, not shown)", word.chars().count())
     } else {
         format!("'{word}'")
@@ -694,6 +696,10 @@ config httpdns 'httpdns'
         }
         let e = doc("config 'global MYSECRET'\n").unwrap_err();
         assert!(!e.to_string().contains("MYSECRET"), "{e}");
+        // A secret pasted on a line of its own.
+        let e = doc("config global\n\tAbCdEfGhIjKlMnOpQrStUvWxYz1234\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(!e.to_string().contains("AbCdEfGhIjKlMnOpQrStUvWxYz1234"), "{e}");
     }
 
     #[test]
