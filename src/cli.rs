@@ -91,6 +91,7 @@ Usage: aliddns run
 Runs `update` every `interval` seconds (config [DEFAULT] interval, default 600)
 in the foreground, for procd and systemd. SIGUSR1 starts a pass at once; SIGTERM
 and SIGINT exit cleanly between passes. Transient failures never end the loop.
+While it runs it holds a lock on `STATE_FILE.daemon`, which `aliddns status` probes.
 ";
 
 const IP_HELP: &str = "\
