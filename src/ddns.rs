@@ -507,3 +507,46 @@ pub fn run_loop(cfg: &Config, client: Option<&Client>) {
     }
     log::info("stopping");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: Option<&str>) -> state::Entry {
+        state::Entry {
+            value: value.map(str::to_string),
+            record_id: Some("7".into()),
+            checked_at: Some(1000),
+            changed_at: None,
+            result: LastResult::Unchanged,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_withdrawn_stops_the_change() {
+        let dir = std::env::temp_dir().join(format!("aliddns-withdraw-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state/x")).unwrap();
+        let key = state::key("www.example.com", "A", "default");
+        let mut held = State::default();
+        held.entries.insert(key.clone(), entry(Some("203.0.113.7")));
+        // The "state file" is a non-empty directory: it can be neither replaced,
+        // removed nor emptied, even by root.
+        let path = dir.join("state");
+        let mut disk = Disk { path: &path, held: held.clone() };
+        let mut st = held.clone();
+        let e = withdraw(&mut disk, &mut st, &key).unwrap_err().to_string();
+        assert!(e.contains("not changing AliDNS"), "{e}");
+        // Nothing to withdraw (no claim on disk): the change may go ahead without a write.
+        let mut disk = Disk { path: &path, held: State::default() };
+        assert!(withdraw(&mut disk, &mut st, &key).is_ok());
+        // A writable file: the claim is withdrawn on disk before the change.
+        let path = dir.join("ok");
+        held.save(&path).unwrap();
+        let mut disk = Disk { path: &path, held: held.clone() };
+        let mut st = held;
+        withdraw(&mut disk, &mut st, &key).unwrap();
+        assert_eq!(State::load(&path).entries[&key], entry(None));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
