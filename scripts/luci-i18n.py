@@ -314,6 +314,11 @@ def check(entries):
         have = None
     if have != wanted:
         problems.append("%s is out of date: run python3 scripts/luci-i18n.py update" % os.path.relpath(POT, ROOT))
+    for ctxt, msgid in entries:
+        # LuCI looks strings up with whitespace squeezed, but po2lmo hashes the msgid
+        # as written: a msgid with a newline, a tab or two spaces is never found.
+        if msgid != " ".join(msgid.split()):
+            problems.append("%r: use single spaces only (no newline, tab, or leading/trailing space)" % msgid)
     keys = set(entries)
     pos = sorted(glob.glob(os.path.join(APP, "po", "*", DOMAIN + ".po")))
     if not pos:

@@ -39,6 +39,11 @@ obj._('method, not gettext');
         with self.assertRaises(i18n.ExtractError):
             i18n.js_strings("_('a' + b)", "t.js")
 
+    def test_whitespace_that_luci_would_not_find(self):
+        problems = i18n.check({(None, "Two  spaces"): ["t.js:1"], (None, "Fine text"): ["t.js:2"]})
+        self.assertTrue(any("Two  spaces" in p and "single spaces" in p for p in problems))
+        self.assertFalse(any("Fine text" in p and "single spaces" in p for p in problems))
+
     def test_po_quote_round_trip(self):
         text = 'say "hi"\\ \t and\nmore'
         self.assertEqual(i18n._po_unquote(i18n.po_quote(text), "t"), text)
