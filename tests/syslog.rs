@@ -6,7 +6,7 @@
 mod common;
 
 use alidns_sim::Sim;
-use common::{Echo, aliddns, tempdir};
+use common::{Echo, TempDir, aliddns, tempdir};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -15,11 +15,11 @@ use std::time::Duration;
 
 const SECRET: &str = "s3cretKeyNeverLogged";
 
-/// A bound datagram socket in a temp dir (removed on drop) whose thread reads
+/// A bound datagram socket in a temp dir (removed with the sink) whose thread reads
 /// what the binary sends while it runs, as a syslog daemon does (the kernel
 /// queues only a few datagrams).
 struct LogSink {
-    dir: PathBuf,
+    dir: TempDir,
     path: PathBuf,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -46,12 +46,6 @@ impl LogSink {
     fn drain(&self) -> Vec<(u8, String)> {
         std::thread::sleep(Duration::from_millis(100));
         self.lines.lock().unwrap().drain(..).map(|d| parse(&d)).collect()
-    }
-}
-
-impl Drop for LogSink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -182,7 +176,6 @@ fn check_without_syslog_prints_to_stdout_and_stderr() {
         String::from_utf8_lossy(&o.stdout),
         format!("{}: ok: DDNS enabled, 1 record(s), every 60s; serve off\n", conf.display())
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -200,5 +193,4 @@ fn without_a_syslog_daemon_lines_still_reach_stderr() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("interval: '5' must be"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
