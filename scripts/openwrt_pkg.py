@@ -211,7 +211,8 @@ def luci_packages(app_dir, base, po2lmo, work):
             name=app,
             title=title,
             description=v.get("LUCI_DESCRIPTION", title),
-            depends=depends_of(v.get("LUCI_DEPENDS", "")),
+            # Every LuCI app needs LuCI itself; on a router with LuCI this is a no-op.
+            depends=["luci-base"] + [d for d in depends_of(v.get("LUCI_DEPENDS", "")) if d != "luci-base"],
             files=files,
             scripts={"postinst": os.path.join(PKG_SCRIPTS, "luci-postinst")},
         )
