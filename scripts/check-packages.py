@@ -215,6 +215,8 @@ def check_ipk(path, pkg_by_name):
         check(f"{tag}: arch all", arch == "all")
     check(f"{tag}: Version {version}", fields.get("Version") == version, fields.get("Version"))
     check(f"{tag}: Architecture {arch}", fields.get("Architecture") == arch, fields.get("Architecture"))
+    if name == "aliddns":
+        check(f"{tag}: depends on ca-bundle (no embedded roots)", "ca-bundle" in fields.get("Depends", "").split(", "))
     want_deps = ", ".join(pkg["depends"])
     check(f"{tag}: Depends {want_deps or '(none)'}", fields.get("Depends", "") == want_deps, fields.get("Depends"))
     for f in ("License", "Maintainer", "Description", "Installed-Size"):
