@@ -267,7 +267,9 @@ impl Client {
         loop {
             match self.call_once(action, params) {
                 Ok(v) => return Ok(v),
-                Err((Error::Api(e), Some(server_now))) if e.code == "InvalidTimeStamp.Expired" && !clock_fixed => {
+                Err(Error::Api(ApiError { code, date: Some(server_now), .. }))
+                    if code == "InvalidTimeStamp.Expired" && !clock_fixed =>
+                {
                     clock_fixed = true;
                     let before = self.clock.offset();
                     let off = self.clock.set_server_time(server_now);
@@ -277,7 +279,7 @@ impl Client {
                         off
                     ));
                 }
-                Err((e, _)) if e.retryable() && attempt < self.opts.retries => {
+                Err(e) if e.retryable() && attempt < self.opts.retries => {
                     let wait = self.backoff(attempt, &e);
                     if self.opts.budget.is_some_and(|b| started.elapsed() + wait >= b) {
                         log::warn(format!("{action}: {e}; no time left for a retry"));
@@ -292,7 +294,7 @@ impl Client {
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
-                Err((e, _)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -307,7 +309,7 @@ impl Client {
         let jitter = u16::from_le_bytes(r) as u64 % 1001;
         let mut ms = exp / 2 + exp * jitter / 1000;
         if let Error::Api(ApiError { retry_after: Some(s), .. }) = e {
-            ms = ms.max(s.saturating_mul(1000)).min(60_000);
+            ms = ms.max(u64::from(*s).saturating_mul(1000)).min(60_000);
         }
         Duration::from_millis(ms)
     }
@@ -334,10 +336,9 @@ impl Client {
         (q, all)
     }
 
-    // The error travels with the server's Date (for clock correction); it lives
-    // only between call_once and call, so its size does not matter.
-    #[allow(clippy::result_large_err)]
-    fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, (Error, Option<i64>)> {
+    /// One signed attempt. An AliDNS error carries the server's `Date`, from which
+    /// [`Client::call`] corrects the clock.
+    fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value> {
         let (query, signed) = self.signed_query(action, params);
         if log::verbose() {
             let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -346,7 +347,7 @@ impl Client {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let url = format!("{}?{}", self.url, query);
-        let resp = http::send(&self.agent, "POST", &url).map_err(|e| (e, None))?;
+        let resp = http::send(&self.agent, "POST", &url)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",
@@ -359,26 +360,25 @@ impl Client {
                 .map(|r| format!(" RequestId {r}"))
                 .unwrap_or_default()
         ));
-        let err = match (&parsed, resp.status) {
+        let retry_after = resp.retry_after.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+        let mut err = match (&parsed, resp.status) {
             (Some(v), 200..=299) if !is_error_body(v) => return Ok(parsed.unwrap_or(Value::Null)),
-            (Some(v), _) => api_error(resp.status, v, resp.retry_after),
+            (Some(v), _) => api_error(resp.status, v, retry_after),
             (None, 200..=299) => {
-                return Err((
-                    Error::Network {
-                        message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
-                        transient: true,
-                    },
-                    resp.date,
-                ));
+                return Err(Error::Network {
+                    message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
+                    transient: true,
+                });
             }
             (None, status) => ApiError {
                 status,
                 code: format!("HTTP{status}"),
                 message: snippet(&resp.body),
-                retry_after: resp.retry_after,
+                retry_after,
                 ..Default::default()
             },
         };
+        err.date = resp.date;
         if err.code == "SignatureDoesNotMatch" {
             let ours = sign::string_to_sign("POST", &signed);
             let token = self.creds.security_token.as_ref().map(|t| t.expose().to_string());
@@ -394,12 +394,12 @@ impl Client {
             log::debug(format!("our    string to sign: {}", redact(&ours)));
             if let Some(theirs) = &err.server_string_to_sign {
                 log::debug(format!("server string to sign: {}", redact(theirs)));
-                if *theirs == ours {
+                if **theirs == *ours {
                     log::debug("the strings match, so the AccessKey secret is wrong");
                 }
             }
         }
-        Err((Error::Api(err), resp.date))
+        Err(Error::Api(err))
     }
 
     fn pages<T>(
@@ -608,7 +608,7 @@ fn snippet(body: &str) -> String {
     if t.is_empty() { "(empty body)".into() } else { t }
 }
 
-fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
+fn api_error(status: u16, v: &Value, retry_after: Option<u32>) -> ApiError {
     let pick = |a: &str, b: &str| {
         let s = string(v, a);
         if s.is_empty() { string(v, b) } else { s }
@@ -624,7 +624,7 @@ fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
     let mut server_sts = None;
     const MARK: &str = "server string to sign is:";
     if let Some(i) = message.find(MARK) {
-        server_sts = Some(message[i + MARK.len()..].trim().to_string());
+        server_sts = Some(message[i + MARK.len()..].trim().into());
         message = message[..i].trim().to_string();
     }
     ApiError {
@@ -634,6 +634,7 @@ fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
         request_id: pick("RequestId", "requestId"),
         server_string_to_sign: server_sts,
         retry_after,
+        date: None,
     }
 }
 
