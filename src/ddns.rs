@@ -57,7 +57,7 @@ pub struct RecordReport {
 impl RecordReport {
     /// `www.example.com A 203.0.113.7 updated`, the documented line format.
     pub fn line(&self) -> String {
-        let value = self.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let value = self.value.map_or_else(|| "-".into(), |v| v.to_string());
         let what = match &self.outcome {
             Outcome::Unchanged => "unchanged".to_string(),
             Outcome::Updated(_) => "updated".to_string(),

@@ -50,12 +50,11 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)?;
-        if !self.request_id.is_empty() {
-            write!(f, " (HTTP {}, RequestId {})", self.status, self.request_id)?;
+        if self.request_id.is_empty() {
+            write!(f, " (HTTP {})", self.status)
         } else {
-            write!(f, " (HTTP {})", self.status)?;
+            write!(f, " (HTTP {}, RequestId {})", self.status, self.request_id)
         }
-        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! routes, for `interface=auto`), and `getifaddrs(3)` for IPv4 — no `/proc` file lists
 //! IPv4 addresses by interface. Parsers skip malformed lines instead of failing, since
 //! a line the kernel added in a newer format must not cost the lines we understand.
+//! The file formats and flag values: docs/protocol-notes.md, "Linux address sources".
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -78,7 +79,7 @@ pub(super) fn default_route_v4(text: &str) -> Option<String> {
     best.map(|(_, i)| i.to_string())
 }
 
-/// The interface of the lowest-metric IPv6 default route (::/0, any source prefix —
+/// The interface of the lowest-metric IPv6 default route (`::/0`, any source prefix —
 /// OpenWrt installs source-specific defaults — up, not unreachable, not via `lo`) in
 /// `/proc/net/ipv6_route`; the first such in file order on a tie.
 pub(super) fn default_route_v6(text: &str) -> Option<String> {

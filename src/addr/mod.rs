@@ -7,8 +7,9 @@
 //!
 //! IPv6 choice, in order (first difference wins; the rules live in [`classify`]):
 //! 1. dropped: anything but global unicast (link-local, ULA, site-local, loopback,
-//!    multicast, unspecified, IPv4-mapped/compatible, documentation 2001:db8::/32 and
-//!    3fff::/20, anything outside 2000::/3), and tentative or DAD-failed addresses;
+//!    multicast, unspecified, IPv4-mapped/compatible, documentation `2001:db8::/32` and
+//!    `3fff::/20`, anything outside `2000::/3`), and addresses still in duplicate address
+//!    detection or that failed it;
 //! 2. non-deprecated before deprecated (the old prefix lingers after a PPPoE redial);
 //! 3. stable before temporary (RFC 4941 privacy) addresses, or the reverse with
 //!    `ipv6_prefer=temporary`;
@@ -658,12 +659,19 @@ pub(super) mod tests {
         let dead = dead_url();
         let err = d.detect(&req(Family::V6, None, std::slice::from_ref(&dead))).unwrap_err().to_string();
         assert!(err.contains("no usable global IPv6 address on pppoe-wan") && err.contains(&dead), "{err}");
+        // The same over a working IPv6 echo, where this sandbox has IPv6 loopback.
         if let Some(s) = serve("[::1]:0", 200, "240e:38a:6c1b:2e10::1") {
             let mut d = Detector::with_proc_root(http(), dir.clone());
-            if let Ok(got) = d.detect(&req(Family::V6, None, std::slice::from_ref(&s.url))) {
-                assert_eq!(got.addr, v6("240e:38a:6c1b:2e10::1"));
-                assert!(got.source.contains("kernel: no usable global IPv6 address on pppoe-wan"), "{}", got.source);
+            match d.detect(&req(Family::V6, None, std::slice::from_ref(&s.url))) {
+                Ok(got) => {
+                    assert_eq!(got.addr, v6("240e:38a:6c1b:2e10::1"));
+                    let source = &got.source;
+                    assert!(source.contains("kernel: no usable global IPv6 address on pppoe-wan"), "{source}");
+                }
+                Err(e) => eprintln!("IPv6 loopback not connectable here ({e}); echo part skipped"),
             }
+        } else {
+            eprintln!("no IPv6 loopback here; echo part skipped");
         }
         let _ = std::fs::remove_dir_all(dir);
     }
