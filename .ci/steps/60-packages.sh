@@ -4,7 +4,7 @@
 # checks their structure, signatures, binaries and maintainer scripts with
 # scripts/check-packages.py, and that two builds with the same key and
 # SOURCE_DATE_EPOCH are byte-identical. The LuCI packages come from
-# openwrt/luci-app-aliddns when it exists, else from a small test fixture.
+# openwrt/luci-app-aliddns (LMO files by scripts/po2lmo.py).
 #
 # The router binaries are the tls-only build (the package depends on
 # ca-bundle), so 50-router's default-feature binaries are not reused; building
@@ -42,14 +42,6 @@ scripts/build-router.sh --setup || rc=$?
 [ "$rc" = 75 ] && skip "a router build tool could not be installed"
 [ "$rc" = 0 ] || exit "$rc"
 
-luci_env=()
-if [ -d openwrt/luci-app-aliddns ] && [ -f scripts/po2lmo.py ]; then
-	echo "== LuCI app: openwrt/luci-app-aliddns"
-else
-	echo "== LuCI app: openwrt/tests/fake-luci-app (the real one is not in this tree)"
-	luci_env=(LUCI_APP_DIR=openwrt/tests/fake-luci-app/luci-app-aliddns "PO2LMO=sh openwrt/tests/fake-po2lmo.sh")
-fi
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
@@ -57,22 +49,22 @@ out="$(pwd)/dist/ci-packages"
 rm -rf "$out" "$work/again"
 
 echo "== scripts/build-packages.sh mipsel x86_64"
-env "${luci_env[@]}" SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$out" \
+SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$out" \
 	scripts/build-packages.sh mipsel x86_64
 echo "   built after $(elapsed)"
 
 echo "== scripts/check-packages.py --luci"
-env "${luci_env[@]}" python3 scripts/check-packages.py "$out" --luci
+python3 scripts/check-packages.py "$out" --luci
 
 echo "== reproducible: a second build is byte-identical"
-env "${luci_env[@]}" SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$work/again" \
+SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$work/again" \
 	scripts/build-packages.sh mipsel x86_64 >/dev/null 2>&1
 diff -r "$out/opkg" "$work/again/opkg"
 diff -r "$out/apk" "$work/again/apk"
 echo "   identical"
 
 echo "== without a key: a throwaway key, and the build says so"
-env "${luci_env[@]}" DIST_DIR="$work/throwaway" scripts/build-packages.sh x86_64 >"$work/throwaway.log" 2>&1
+DIST_DIR="$work/throwaway" scripts/build-packages.sh x86_64 >"$work/throwaway.log" 2>&1
 grep -q 'allow-untrusted' "$work/throwaway.log"
 ls "$work/throwaway/apk/aliddns-throwaway.rsa.pub" >/dev/null
 echo "== packages step done in $(elapsed)"
