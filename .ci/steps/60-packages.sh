@@ -2,8 +2,9 @@
 # CI step: OpenWrt packages without the SDK (issue 12). Builds the mipsel and
 # x86_64 packages in both formats (.ipk, .apk) with scripts/build-packages.sh,
 # checks their structure, signatures, binaries and maintainer scripts with
-# scripts/check-packages.py, and that two builds with the same key and
-# SOURCE_DATE_EPOCH are byte-identical. The LuCI packages come from
+# scripts/check-packages.py (and, with scripts/test_check_packages.py, that
+# it fails on packages broken the ways opkg and apk reject), and that two
+# builds with the same key and SOURCE_DATE_EPOCH are byte-identical. The LuCI packages come from
 # openwrt/luci-app-aliddns (LMO files by scripts/po2lmo.py).
 #
 # The router binaries are the tls-only build (the package depends on
@@ -55,6 +56,9 @@ echo "   built after $(elapsed)"
 
 echo "== scripts/check-packages.py --luci"
 python3 scripts/check-packages.py "$out" --luci
+
+echo "== scripts/test_check_packages.py: the checker catches broken packages"
+python3 scripts/test_check_packages.py "$out"
 
 echo "== reproducible: a second build is byte-identical"
 SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$work/again" \
