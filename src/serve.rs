@@ -52,7 +52,7 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
     let handler: Handler = Arc::new(App::new(settings, client));
     let limits = Limits::default();
     let (workers, max_conns) = (limits.workers, limits.max_conns);
-    crate::ddns::signals::install();
+    crate::signal::install();
     let running = httpd::start(listener, tls, limits, handler).map_err(|e| Error::Other(format!("serve: {e}")))?;
     let bound = running.addr;
     log::info(format!(
@@ -64,8 +64,8 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
         );
     }
     // SIGTERM/SIGINT: stop accepting, let the workers finish what they started.
-    while !crate::ddns::signals::stop_requested() {
-        std::thread::sleep(Duration::from_millis(200));
+    while !crate::signal::stop_requested() {
+        crate::signal::wait(None);
     }
     log::info("serve: stopping");
     running.stop();
@@ -807,7 +807,7 @@ fn upstream(e: Error) -> Fail {
 
 /// One line per mutating action, for "who changed my DNS".
 fn audit(req: &Request, action: &str, domain: &str, r: &GoRecord, result: &str) {
-    log::info(format!(
+    log::notice(format!(
         "audit: peer={} action={action} domain={domain} name={} type={} value={} route={} ttl={} result={}",
         req.peer,
         q(&r.name),
