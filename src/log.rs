@@ -255,7 +255,7 @@ static LIMITED: Mutex<Limiter> = Mutex::new(Limiter { table: Vec::new() });
 /// A warning a client can trigger at will (a refused request): the first few
 /// per `reason` and minute are printed, the rest counted and reported in one
 /// "N more suppressed" line, so a flood cannot push the `audit:` lines of real
-/// changes out of a router's small log buffer. Audit lines use [`info`] and are
+/// changes out of a router's small log buffer. Audit lines use [`notice`] and are
 /// never limited.
 pub fn warn_limited(reason: &str, msg: impl Display) {
     let mut reports = Vec::new();
