@@ -377,6 +377,21 @@ impl Io {
         }
     }
 
+    /// Reads and throws away at most `max` bytes (and at most `scratch.len()`);
+    /// `Ok(0)` when the peer closed.
+    fn discard(&mut self, scratch: &mut [u8], max: usize) -> io::Result<usize> {
+        let len = max.min(scratch.len());
+        #[cfg(target_os = "linux")]
+        if self.tls.is_none() {
+            // TCP's MSG_TRUNC drops the bytes in the kernel instead of copying
+            // them out (tcp(7)): discarding a 16 MiB body costs little CPU.
+            // SAFETY: `scratch` is valid for `len` bytes, whatever the kernel does with it.
+            let n = unsafe { libc::recv(self.sock.as_raw_fd(), scratch.as_mut_ptr().cast(), len, libc::MSG_TRUNC) };
+            return if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) };
+        }
+        self.read(&mut scratch[..len])
+    }
+
     /// Takes as much plaintext as the transport accepts now.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match self.tls.as_deref_mut() {
@@ -551,6 +566,8 @@ const DRAIN_MAX: usize = 32 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Size of the reactor's one read buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Size of the reactor's scratch buffer: reads use `READ_CHUNK` of it, discards all.
+const SCRATCH: usize = 64 * 1024;
 
 impl Conn {
     fn new(io: Io, peer: SocketAddr, limits: &Limits, now: Instant) -> Conn {
@@ -815,7 +832,7 @@ impl<'a> Reactor<'a> {
             conns: Vec::new(),
             busy: 0,
             per_peer: HashMap::new(),
-            scratch: vec![0u8; READ_CHUNK],
+            scratch: vec![0u8; SCRATCH],
             last_busy_log: None,
         }
     }
@@ -832,12 +849,7 @@ impl<'a> Reactor<'a> {
                 return;
             }
             crate::log::flush_suppressed();
-            let back: Vec<Conn> = std::mem::take(&mut *self.s.returned.lock().unwrap_or_else(|p| p.into_inner()));
-            for c in back {
-                self.busy -= 1;
-                let c = self.returned(c, Instant::now());
-                self.keep(c);
-            }
+            self.collect_returned();
 
             fds.clear();
             fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
@@ -887,6 +899,16 @@ impl<'a> Reactor<'a> {
         }
     }
 
+    /// Takes back the connections the workers are done with.
+    fn collect_returned(&mut self) {
+        let back: Vec<Conn> = std::mem::take(&mut *self.s.returned.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in back {
+            self.busy -= 1;
+            let c = self.returned(c, Instant::now());
+            self.keep(c);
+        }
+    }
+
     /// Puts a connection (back) into the table. `None` is one the reactor no
     /// longer holds: closed (and forgotten) or handed to a worker (counted busy).
     fn keep(&mut self, c: Option<Conn>) {
@@ -920,14 +942,13 @@ impl<'a> Reactor<'a> {
                 }
             };
             let ip = peer.ip();
-            let from_peer = self.per_peer.get(&ip).copied().unwrap_or(0);
-            let room = if from_peer >= limits.max_conns_per_peer {
-                self.evict(Some(ip))
-            } else if self.open() >= limits.max_conns {
-                self.evict(None)
-            } else {
-                true
-            };
+            let mut room = self.make_room(ip);
+            if !room {
+                // Connections answered during this burst of accepts may be waiting
+                // to be taken back from the workers (and then be idle): look again.
+                self.collect_returned();
+                room = self.make_room(ip);
+            }
             if !room || sock.set_nonblocking(true).is_err() {
                 self.refuse(sock, peer);
                 continue;
@@ -946,6 +967,18 @@ impl<'a> Reactor<'a> {
             // A client usually sends its request right behind the connect.
             let c = self.service(c, libc::POLLIN, now);
             self.keep(c);
+        }
+    }
+
+    /// Whether a connection from `ip` fits, evicting one if needed.
+    fn make_room(&mut self, ip: IpAddr) -> bool {
+        let limits = &self.s.limits;
+        if self.per_peer.get(&ip).copied().unwrap_or(0) >= limits.max_conns_per_peer {
+            self.evict(Some(ip))
+        } else if self.open() >= limits.max_conns {
+            self.evict(None)
+        } else {
+            true
         }
     }
 
@@ -977,9 +1010,12 @@ impl<'a> Reactor<'a> {
         }
         let _ = sock.shutdown(Shutdown::Both);
         if self.last_busy_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            let held = self.conns.iter().filter(|c| c.peer.ip() == peer.ip()).count();
             crate::log::warn(format!(
-                "httpd: {} connections open ({} from {}); refusing {peer} and others for now",
+                "httpd: {} connections open ({} at the workers; {} from {}, {held} of them waiting), none idle; \
+                 refusing {peer} and others for now",
                 self.open(),
+                self.busy,
                 self.per_peer.get(&peer.ip()).copied().unwrap_or(0),
                 peer.ip()
             ));
@@ -1039,11 +1075,13 @@ impl<'a> Reactor<'a> {
         let limits = &s.limits;
         loop {
             let draining = c.phase == Phase::Draining;
-            let want = if draining { c.discard.min(READ_CHUNK) } else { c.room(limits).min(READ_CHUNK) };
+            let want = if draining { c.discard } else { c.room(limits).min(READ_CHUNK) };
             if want == 0 {
                 return if draining && !c.pending_out() { self.drop_conn(c) } else { Some(c) };
             }
-            match c.io.read(&mut self.scratch[..want]) {
+            let got =
+                if draining { c.io.discard(&mut self.scratch, want) } else { c.io.read(&mut self.scratch[..want]) };
+            match got {
                 // The peer is done sending; an answer still going out is finished first.
                 Ok(0) if draining && c.pending_out() => {
                     c.discard = 0;
