@@ -566,6 +566,8 @@ const DRAIN_MAX: usize = 32 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Size of the reactor's one read buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Pending connections the kernel queues for `accept`.
+const LISTEN_BACKLOG: libc::c_int = 1024;
 /// Size of the reactor's scratch buffer: reads use `READ_CHUNK` of it, discards all.
 const SCRATCH: usize = 64 * 1024;
 
@@ -758,6 +760,11 @@ pub fn start(
 ) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
+    // std listens with a backlog of 128: a storm of connects would overflow it and
+    // GoEdge's SYN would wait for a retransmit (1 s). Listening again raises it
+    // (Linux caps it at net.core.somaxconn).
+    // SAFETY: listen(2) on a socket we own.
+    unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
     limits.workers = limits.workers.max(1);
     limits.max_conns = fit_conns(limits.max_conns.max(1));
     limits.max_conns_per_peer = limits.max_conns_per_peer.clamp(1, limits.max_conns);
