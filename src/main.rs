@@ -16,6 +16,11 @@ mod sign;
 mod state;
 mod uci;
 
+/// musl's malloc keeps growing under `serve`'s request pattern (issue 10); dlmalloc stays flat.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());
     std::process::exit(code);
