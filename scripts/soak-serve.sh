@@ -78,9 +78,13 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-# (sleep gets no inherited stdout/stderr: an orphaned sleep must not hold a pipe open.)
+# The watchdog takes its sleep down with it when cleanup kills it, so no sleep is
+# left behind holding the caller's pipe open.
 (
-	sleep "$LIMIT" >/dev/null 2>&1
+	trap 'kill "$s" 2>/dev/null; exit 0' TERM
+	sleep "$LIMIT" >/dev/null 2>&1 &
+	s=$!
+	wait "$s"
 	echo "soak-serve: time limit of $LIMIT s reached" >&2
 	kill -TERM $$
 ) &
