@@ -21,6 +21,9 @@
 #                        ROUTER_FEATURES=tls for no embedded roots, or alone for http-only)
 #   ROUTER_PANIC_IMMEDIATE_ABORT=1 smaller binary (-100 KB on mipsel) whose panics
 #                        print no message at all; off by default
+#   ROUTER_SIZE_RUSTFLAGS  the size flags (default: "-Z location-detail=none
+#                        -C force-unwind-tables=no"); set to measure without them
+#   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
 #   DIST_DIR             output directory (default: dist)
@@ -52,6 +55,7 @@ ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-lin
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
 EX_UNAVAILABLE_TOOL=75
+DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no"
 
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -237,7 +241,7 @@ expect_file() {
 
 rustflags_for() {
 	local flags="-C target-feature=+crt-static -C link-self-contained=no -C relocation-model=static"
-	flags="$flags -Z location-detail=none -C force-unwind-tables=no"
+	flags="$flags ${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}"
 	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-0}" = 1 ]; then
 		flags="$flags -Z unstable-options -C panic=immediate-abort"
 	fi
@@ -245,6 +249,8 @@ rustflags_for() {
 }
 
 feature_args=()
+std_features="${ROUTER_STD_FEATURES-optimize_for_size}"
+if [ -n "$std_features" ]; then feature_args+=(-Z "build-std-features=$std_features"); fi
 if [ "${ROUTER_NO_DEFAULT_FEATURES:-0}" = 1 ]; then feature_args+=(--no-default-features); fi
 if [ -n "${ROUTER_FEATURES:-}" ]; then feature_args+=(--features "$ROUTER_FEATURES"); fi
 
@@ -262,7 +268,7 @@ for t in $targets; do
 	# RUSTFLAGS cannot silently mix in; build scripts are unaffected with --target.
 	if ! RUSTFLAGS="$(rustflags_for "$t")" cargo "+$TOOLCHAIN" zigbuild --locked --release \
 		-p aliddns --bin aliddns --target "$t" \
-		-Z build-std=std,panic_abort -Z build-std-features=optimize_for_size \
+		-Z build-std=std,panic_abort \
 		${feature_args[@]+"${feature_args[@]}"}; then
 		die "cargo zigbuild failed for $t"
 	fi

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Measures what each size lever saves on the mipsel router build and prints the
+# table for docs/router-builds.md: every row is one `scripts/build-router.sh`
+# build of the current source with some settings changed, compared with the row
+# it names as its base.
+#
+#   scripts/size-levers.sh [ROW...]     (default: every row, in order)
+#
+# Rows (a row's base is built too when it is asked for alone):
+#   dist     the standalone dist build: default features (tls embedded-roots), the
+#            script's default flags
+#   pkg      dist without embedded roots (the OpenWrt package: ROUTER_NO_DEFAULT_FEATURES=1
+#            ROUTER_FEATURES=tls; it depends on ca-bundle)
+#   abort    pkg + -C panic=immediate-abort (ROUTER_PANIC_IMMEDIATE_ABORT=1)
+#   shallow  abort + -Z fmt-debug=shallow
+#   none     abort + -Z fmt-debug=none (instead of shallow)
+#   s        shallow with opt-level "s" instead of "z"
+#   noloc    shallow without -Z location-detail=none
+#   nostd    shallow without -Z build-std-features=optimize_for_size
+#   roots    shallow with the embedded roots back (a standalone binary with every lever)
+#
+# Each row builds in its own target/size-levers/<row>/ so that a rerun after a
+# code change recompiles only aliddns (std and the dependencies stay cached).
+# A cold row takes several minutes (std is rebuilt); the rows run one after another.
+# Exit status: 0 printed, 1 a build failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=mipsel-unknown-linux-musl
+LOC="-Z location-detail=none"
+UNW="-C force-unwind-tables=no"
+PKG="ROUTER_NO_DEFAULT_FEATURES=1;ROUTER_FEATURES=tls"
+
+# name|base|lever|env (;-separated assignments, applied on top of a clean slate)
+ROWS=(
+	"dist|-|dist build today: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|"
+	"pkg|dist|no embedded roots (package build)|$PKG"
+	"abort|pkg|\`-C panic=immediate-abort\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1"
+	"shallow|abort|\`-Z fmt-debug=shallow\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
+	"none|abort|\`-Z fmt-debug=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
+	"s|shallow|opt-level \"s\" instead of \"z\"|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
+	"noloc|shallow|without \`-Z location-detail=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
+	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;ROUTER_STD_FEATURES="
+	"roots|shallow|embedded roots back (standalone binary, every lever)|ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
+)
+
+row_field() { # $1 = row name, $2 = field number (1-based)
+	local r
+	for r in "${ROWS[@]}"; do
+		[ "${r%%|*}" = "$1" ] && {
+			printf '%s' "$r" | cut -d'|' -f"$2"
+			return 0
+		}
+	done
+	echo "size-levers: unknown row $1" >&2
+	exit 2
+}
+
+want=("$@")
+if [ "${#want[@]}" = 0 ]; then
+	for r in "${ROWS[@]}"; do want+=("${r%%|*}"); done
+fi
+
+declare -A RAW XZ
+build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
+	local name=$1 dir assigns=() a
+	[ -n "${RAW[$name]:-}" ] && return 0
+	dir="$PWD/target/size-levers/$name"
+	IFS=';' read -r -a assigns <<<"$(row_field "$name" 4)"
+	# A clean slate: no lever variable leaks in from the caller's environment.
+	local clean=(-u ROUTER_NO_DEFAULT_FEATURES -u ROUTER_FEATURES -u ROUTER_PANIC_IMMEDIATE_ABORT
+		-u ROUTER_SIZE_RUSTFLAGS -u ROUTER_STD_FEATURES -u ROUTER_RUSTFLAGS -u CARGO_PROFILE_RELEASE_OPT_LEVEL)
+	echo "size-levers: building $name: ${assigns[*]:-(defaults)}" >&2
+	env "${clean[@]}" ${assigns[@]+"${assigns[@]}"} CARGO_TARGET_DIR="$dir" DIST_DIR="$dir/dist" \
+		scripts/build-router.sh "$T" >"$dir.log" 2>&1 || {
+		a=$?
+		tail -n 30 "$dir.log" >&2
+		echo "size-levers: build of $name failed (exit $a, log $dir.log)" >&2
+		exit 1
+	}
+	RAW[$name]=$(wc -c <"$dir/dist/aliddns-$T" | tr -d ' ')
+	XZ[$name]=$(xz -9 -c "$dir/dist/aliddns-$T" | wc -c | tr -d ' ')
+}
+
+mkdir -p target/size-levers
+rows_out=()
+for name in "${want[@]}"; do
+	base=$(row_field "$name" 2)
+	[ "$base" != - ] && build_row "$base"
+	build_row "$name"
+	if [ "$base" = - ]; then
+		rows_out+=("| \`$name\` $(row_field "$name" 3) | ${RAW[$name]} | ${XZ[$name]} | | | |")
+	else
+		rows_out+=("| \`$name\` $(row_field "$name" 3) | ${RAW[$name]} | ${XZ[$name]} | $((RAW[$name] - RAW[$base])) | $((XZ[$name] - XZ[$base])) | $base |")
+	fi
+done
+echo "| lever | bytes | \`xz -9\` bytes | Δ bytes | Δ xz | vs row |"
+echo "| --- | ---: | ---: | ---: | ---: | --- |"
+printf '%s\n' "${rows_out[@]}"
+echo
+echo "($T, $(rustup run "${ROUTER_TOOLCHAIN:-nightly}" rustc --version), source $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes'))"
