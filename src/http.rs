@@ -67,9 +67,29 @@ pub struct Response {
 /// The largest body accepted; AliDNS pages of 500 records are well below this.
 pub const MAX_BODY: u64 = 8 * 1024 * 1024;
 
+/// The cheap part of [`agent`]'s checks, for callers that build their agent late:
+/// TLS compiled in when needed, and a configured `ca_file` that exists.
+pub fn check(opts: &HttpOptions, needs_tls: bool) -> Result<()> {
+    if !needs_tls {
+        return Ok(());
+    }
+    if !cfg!(feature = "tls") {
+        return Err(Error::Config("this build has no TLS support: use an http:// endpoint".into()));
+    }
+    match &opts.ca_file {
+        Some(p) if !p.exists() => Err(no_ca_file(p)),
+        _ => Ok(()),
+    }
+}
+
+fn no_ca_file(p: &Path) -> Error {
+    Error::Config(format!("ca_file {}: no such file", p.display()))
+}
+
 /// Builds an agent; `needs_tls` is false for http:// targets so a router without a
 /// CA bundle can still talk to a plain-HTTP endpoint.
 pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
+    check(opts, needs_tls)?;
     let mut b = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(concat!("aliddns/", env!("CARGO_PKG_VERSION")))
@@ -89,10 +109,6 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
     #[cfg(feature = "tls")]
     if needs_tls {
         b = b.tls_config(tls_config(opts.ca_file.as_deref())?);
-    }
-    #[cfg(not(feature = "tls"))]
-    if needs_tls {
-        return Err(Error::Config("this build has no TLS support: use an http:// endpoint".into()));
     }
     Ok(b.build().new_agent())
 }
@@ -122,7 +138,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
     let mut roots = None;
     if let Some(p) = ca_file {
         // An explicitly configured file must exist.
-        roots = Some(load(p)?.ok_or_else(|| Error::Config(format!("ca_file {}: no such file", p.display())))?);
+        roots = Some(load(p)?.ok_or_else(|| no_ca_file(p))?);
     }
     if roots.is_none()
         && let Some(p) = env_file.as_deref()
@@ -143,7 +159,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
     Ok(TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .root_certs(roots)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .unversioned_rustls_crypto_provider(Arc::new(crate::tls::provider()))
         .build())
 }
 

@@ -14,6 +14,8 @@ mod log;
 mod serve;
 mod sign;
 mod state;
+#[cfg(feature = "tls")]
+mod tls;
 mod uci;
 
 fn main() {
