@@ -7,7 +7,9 @@
 //! and certificate signatures by RSA (PKCS#1 v1.5 and PSS, SHA-256/384/512) and
 //! ECDSA (P-256, P-384) — what the public CAs issue and sign with. Left out:
 //! ChaCha20-Poly1305, P-384 key exchange, Ed25519 certificates (no public CA issues
-//! them) and private-key loading (aliddns never presents a client certificate).
+//! them), and for the client, private-key loading (aliddns never presents a client
+//! certificate). `serve` over HTTPS uses the same set plus ring's key loading; its
+//! clients (GoEdge, Go's crypto/tls) offer AES-GCM and X25519/P-256 as well.
 
 use rustls::SignatureScheme;
 use rustls::crypto::ring::{cipher_suite as cs, kx_group};
@@ -17,7 +19,7 @@ use rustls::sign::SigningKey;
 use std::sync::Arc;
 use webpki::ring as alg;
 
-/// The provider every HTTPS connection of aliddns uses.
+/// The provider of every HTTPS request aliddns makes.
 pub fn provider() -> CryptoProvider {
     CryptoProvider {
         cipher_suites: vec![
@@ -33,6 +35,12 @@ pub fn provider() -> CryptoProvider {
         secure_random: &OsRandom,
         key_provider: &NoKeys,
     }
+}
+
+/// The provider of `serve`'s HTTPS listener: [`provider`] that can load the
+/// server's key (RSA, ECDSA or Ed25519, PKCS#8/PKCS#1/SEC1).
+pub fn server_provider() -> CryptoProvider {
+    CryptoProvider { key_provider: &RingKeys, ..provider() }
 }
 
 /// Certificate and handshake signatures we verify. For TLS 1.2 an ECDSA scheme does
@@ -86,6 +94,16 @@ impl KeyProvider for NoKeys {
     }
 }
 
+/// ring's key loading, for the server's own key.
+#[derive(Debug)]
+struct RingKeys;
+
+impl KeyProvider for RingKeys {
+    fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_supported_type(&key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,8 +134,12 @@ mod tests {
     }
 
     #[test]
-    fn no_private_key_is_loaded() {
+    fn only_the_server_loads_a_private_key() {
         let key = PrivateKeyDer::Pkcs8(vec![0u8; 16].into());
         assert!(NoKeys.load_private_key(key).is_err());
+        let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/server.key")).unwrap();
+        use rustls::pki_types::pem::PemObject as _;
+        let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
+        assert!(RingKeys.load_private_key(key).is_ok(), "serve loads its key");
     }
 }
