@@ -74,6 +74,7 @@ write_conf() { # $1 = number of records
 			printf '[r%s]\ndomain=example.com\nsub_domain=host%s\ntype=AAAA\ninterface=pppoe-wan\n' "$i" "$i"
 		done
 	} >"$work/conf"
+	chmod 600 "$work/conf"
 }
 
 measure() { # prints the peak RSS in KB; fails when aliddns did

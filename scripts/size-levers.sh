@@ -6,7 +6,7 @@
 #
 #   scripts/size-levers.sh [ROW...]     (default: every row, in order)
 #
-# Rows (a row's base is built too when it is asked for alone):
+# Rows (a row's base is built too, for the difference, unless SIZE_LEVERS_BASES=0):
 #   dist     the standalone dist build: default features (tls embedded-roots), the
 #            script's default flags
 #   pkg      dist without embedded roots (the OpenWrt package: ROUTER_NO_DEFAULT_FEATURES=1
@@ -17,12 +17,14 @@
 #   s        shallow with opt-level "s" instead of "z"
 #   noloc    shallow without -Z location-detail=none
 #   nostd    shallow without -Z build-std-features=optimize_for_size
+#   vfe      shallow + -Z virtual-function-elimination (drops unused trait-object methods)
+#   inline   shallow + -C llvm-args=-inline-threshold=0 (LLVM inlines even less than at "z")
 #   roots    shallow with the embedded roots back (a standalone binary with every lever)
 #
 # Each row builds in its own target/size-levers/<row>/ so that a rerun after a
 # code change recompiles only aliddns (std and the dependencies stay cached).
 # A cold row takes several minutes (std is rebuilt); the rows run one after another.
-# Exit status: 0 printed, 1 a build failed.
+# Exit status: 0 printed, 1 some row did not build (its line says so; log in target/size-levers/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=mipsel-unknown-linux-musl
@@ -40,6 +42,8 @@ ROWS=(
 	"s|shallow|opt-level \"s\" instead of \"z\"|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
 	"noloc|shallow|without \`-Z location-detail=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
 	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;ROUTER_STD_FEATURES="
+	"vfe|shallow|\`-Z virtual-function-elimination\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -Z virtual-function-elimination"
+	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -C llvm-args=-inline-threshold=0"
 	"roots|shallow|embedded roots back (standalone binary, every lever)|ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
 )
 
@@ -73,9 +77,10 @@ build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
 	env "${clean[@]}" ${assigns[@]+"${assigns[@]}"} CARGO_TARGET_DIR="$dir" DIST_DIR="$dir/dist" \
 		scripts/build-router.sh "$T" >"$dir.log" 2>&1 || {
 		a=$?
-		tail -n 30 "$dir.log" >&2
+		grep -m 3 '^error' "$dir.log" >&2 || tail -n 5 "$dir.log" >&2
 		echo "size-levers: build of $name failed (exit $a, log $dir.log)" >&2
-		exit 1
+		RAW[$name]=failed
+		return 0
 	}
 	RAW[$name]=$(wc -c <"$dir/dist/aliddns-$T" | tr -d ' ')
 	XZ[$name]=$(xz -9 -c "$dir/dist/aliddns-$T" | wc -c | tr -d ' ')
@@ -83,11 +88,16 @@ build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
 
 mkdir -p target/size-levers
 rows_out=()
+failed=0
 for name in "${want[@]}"; do
 	base=$(row_field "$name" 2)
+	if [ "${SIZE_LEVERS_BASES:-1}" = 0 ] && [ -z "${RAW[$base]:-}" ]; then base=-; fi
 	[ "$base" != - ] && build_row "$base"
 	build_row "$name"
-	if [ "$base" = - ]; then
+	if [ "${RAW[$name]}" = failed ]; then
+		rows_out+=("| \`$name\` $(row_field "$name" 3) | does not build | | | | |")
+		failed=1
+	elif [ "$base" = - ] || [ "${RAW[$base]}" = failed ]; then
 		rows_out+=("| \`$name\` $(row_field "$name" 3) | ${RAW[$name]} | ${XZ[$name]} | | | |")
 	else
 		rows_out+=("| \`$name\` $(row_field "$name" 3) | ${RAW[$name]} | ${XZ[$name]} | $((RAW[$name] - RAW[$base])) | $((XZ[$name] - XZ[$base])) | $base |")
@@ -98,3 +108,4 @@ echo "| --- | ---: | ---: | ---: | ---: | --- |"
 printf '%s\n' "${rows_out[@]}"
 echo
 echo "($T, $(rustup run "${ROUTER_TOOLCHAIN:-nightly}" rustc --version), source $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes'))"
+exit "$failed"
