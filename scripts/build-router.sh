@@ -32,7 +32,7 @@
 # Exit status: 0 built, 1 build or verification failed, 2 usage,
 # 75 a required tool is missing and could not be installed (CI turns this into SKIPPED).
 #
-# Why these flags (measured, see README "Router builds"):
+# Why these flags (measured, see docs/router-builds.md):
 #   -Z build-std=std,panic_abort   MIPS has no prebuilt std (tier 3), armv7-musleabihf and the
 #                                  nightly musl std are not downloadable here, and rebuilding
 #                                  std with optimize_for_size + the profile saves ~270 KB on mipsel.

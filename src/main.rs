@@ -14,6 +14,7 @@ mod log;
 mod serve;
 mod sign;
 mod state;
+mod status;
 #[cfg(feature = "tls")]
 mod tls;
 mod uci;
