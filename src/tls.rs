@@ -8,8 +8,8 @@
 //! ECDSA (P-256, P-384) — what the public CAs issue and sign with. Left out:
 //! ChaCha20-Poly1305, P-384 key exchange, Ed25519 certificates (no public CA issues
 //! them), and for the client, private-key loading (aliddns never presents a client
-//! certificate). `serve` over HTTPS uses the same set plus ring's key loading; its
-//! clients (GoEdge, Go's crypto/tls) offer AES-GCM and X25519/P-256 as well.
+//! certificate). `serve` over HTTPS uses the same set plus ring's loading of RSA and
+//! ECDSA keys; its clients (GoEdge, Go's crypto/tls) offer AES-GCM and X25519/P-256.
 
 use rustls::SignatureScheme;
 use rustls::crypto::ring::{cipher_suite as cs, kx_group};
@@ -38,7 +38,7 @@ pub fn provider() -> CryptoProvider {
 }
 
 /// The provider of `serve`'s HTTPS listener: [`provider`] that can load the
-/// server's key (RSA, ECDSA or Ed25519, PKCS#8/PKCS#1/SEC1).
+/// server's key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC1 PEM).
 pub fn server_provider() -> CryptoProvider {
     CryptoProvider { key_provider: &RingKeys, ..provider() }
 }
@@ -94,13 +94,19 @@ impl KeyProvider for NoKeys {
     }
 }
 
-/// ring's key loading, for the server's own key.
+/// ring's key loading for the server's own key: RSA or ECDSA, what public CAs
+/// certify. Ed25519 keys are refused (their signing code alone is ~35 KB on MIPS).
 #[derive(Debug)]
 struct RingKeys;
 
 impl KeyProvider for RingKeys {
     fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, rustls::Error> {
-        rustls::crypto::ring::sign::any_supported_type(&key)
+        use rustls::crypto::ring::sign::{RsaSigningKey, any_ecdsa_type};
+        if let Ok(rsa) = RsaSigningKey::new(&key) {
+            return Ok(Arc::new(rsa));
+        }
+        any_ecdsa_type(&key)
+            .map_err(|_| rustls::Error::General("not an RSA or ECDSA (P-256, P-384) private key".into()))
     }
 }
 
@@ -141,5 +147,9 @@ mod tests {
         use rustls::pki_types::pem::PemObject as _;
         let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
         assert!(RingKeys.load_private_key(key).is_ok(), "serve loads its key");
+        // A throwaway Ed25519 key made for this test (`openssl genpkey -algorithm ed25519`).
+        let ed = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIF3dqOpvHgNHbMwHJZSFKqMok4v68MzsA1YRyoF1BK6W\n-----END PRIVATE KEY-----\n";
+        let err = RingKeys.load_private_key(PrivateKeyDer::from_pem_slice(ed.as_bytes()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("RSA or ECDSA"), "{err}");
     }
 }
