@@ -19,10 +19,11 @@
 #   ROUTER_FEATURES      cargo features (default: the crate's default features)
 #   ROUTER_NO_DEFAULT_FEATURES=1   build without the default features (e.g. with
 #                        ROUTER_FEATURES=tls for no embedded roots, or alone for http-only)
-#   ROUTER_PANIC_IMMEDIATE_ABORT=1 smaller binary (-100 KB on mipsel) whose panics
-#                        print no message at all; off by default
+#   ROUTER_PANIC_IMMEDIATE_ABORT=0 panics print their message before aborting
+#                        (+94 KB on mipsel); by default (1) a panic aborts silently
 #   ROUTER_SIZE_RUSTFLAGS  the size flags (default: "-Z location-detail=none
-#                        -C force-unwind-tables=no"); set to measure without them
+#                        -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os"); set to
+#                        measure without them (scripts/size-levers.sh does)
 #   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
@@ -41,7 +42,15 @@
 #                                  dynamic linking on MIPS; zig then emits a static-pie, which
 #                                  crashed under qemu when a thread started. Static relocation
 #                                  also makes MIPS code ~140 KB smaller (no GOT/PIC sequences).
+#   -C panic=immediate-abort       a panic aborts at once, printing nothing: no panic
+#                                  message formatting linked in (-94 KB on mipsel).
 #   -Z location-detail=none        panic messages without file:line (-40 KB).
+#   -Z fmt-debug=shallow           derived Debug prints only the type or variant name (-31 KB);
+#                                  hand-written Debug ({:?} of strings) is unchanged. `none`
+#                                  (-58 KB) would blank every {:?}, error texts included.
+#   -C link-arg=-Os                zig cc builds the libc parts it links (musl, its own C
+#                                  library code, compiler-rt) for the link's -O mode, which is
+#                                  Debug without a flag; -Os builds them for size (-15 KB).
 #   -C force-unwind-tables=no      no .eh_frame for Rust code: with panic=abort nothing unwinds, and
 #                                  a stripped binary's backtrace is useless anyway (-74 KB).
 #   the [profile.release] of Cargo.toml (opt-level "z", fat LTO, 1 codegen unit, panic=abort,
@@ -55,7 +64,7 @@ ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-lin
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
 EX_UNAVAILABLE_TOOL=75
-DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no"
+DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os"
 
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -242,7 +251,7 @@ expect_file() {
 rustflags_for() {
 	local flags="-C target-feature=+crt-static -C link-self-contained=no -C relocation-model=static"
 	flags="$flags ${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}"
-	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-0}" = 1 ]; then
+	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-1}" = 1 ]; then
 		flags="$flags -Z unstable-options -C panic=immediate-abort"
 	fi
 	printf '%s' "$flags ${ROUTER_RUSTFLAGS:-}"

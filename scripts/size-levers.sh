@@ -7,19 +7,21 @@
 #   scripts/size-levers.sh [ROW...]     (default: every row, in order)
 #
 # Rows (a row's base is built too, for the difference, unless SIZE_LEVERS_BASES=0):
-#   dist     the standalone dist build: default features (tls embedded-roots), the
-#            script's default flags
+#   dist     the standalone dist build as it was before these levers: default features
+#            (tls embedded-roots), panic messages, no -Z fmt-debug, zig's libc unoptimised
 #   pkg      dist without embedded roots (the OpenWrt package: ROUTER_NO_DEFAULT_FEATURES=1
 #            ROUTER_FEATURES=tls; it depends on ca-bundle)
 #   abort    pkg + -C panic=immediate-abort (ROUTER_PANIC_IMMEDIATE_ABORT=1)
 #   shallow  abort + -Z fmt-debug=shallow
 #   none     abort + -Z fmt-debug=none (instead of shallow)
+#   zigos    shallow + -C link-arg=-Os: zig builds its libc parts for size, not in Debug
+#            mode; this is the package build as scripts/build-router.sh makes it
 #   s        shallow with opt-level "s" instead of "z"
 #   noloc    shallow without -Z location-detail=none
 #   nostd    shallow without -Z build-std-features=optimize_for_size
 #   vfe      shallow + -Z virtual-function-elimination (drops unused trait-object methods)
 #   inline   shallow + -C llvm-args=-inline-threshold=0 (LLVM inlines even less than at "z")
-#   roots    shallow with the embedded roots back (a standalone binary with every lever)
+#   roots    zigos with the embedded roots back: the standalone dist build as made now
 #
 # Each row builds in its own target/size-levers/<row>/ so that a rerun after a
 # code change recompiles only aliddns (std and the dependencies stay cached).
@@ -30,21 +32,23 @@ cd "$(dirname "$0")/.."
 T=mipsel-unknown-linux-musl
 LOC="-Z location-detail=none"
 UNW="-C force-unwind-tables=no"
+ZOS="-C link-arg=-Os"
 PKG="ROUTER_NO_DEFAULT_FEATURES=1;ROUTER_FEATURES=tls"
 
 # name|base|lever|env (;-separated assignments, applied on top of a clean slate)
 ROWS=(
-	"dist|-|dist build today: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|"
-	"pkg|dist|no embedded roots (package build)|$PKG"
-	"abort|pkg|\`-C panic=immediate-abort\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1"
+	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
+	"pkg|dist|no embedded roots (package build)|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
+	"abort|pkg|\`-C panic=immediate-abort\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
 	"shallow|abort|\`-Z fmt-debug=shallow\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
 	"none|abort|\`-Z fmt-debug=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
+	"zigos|shallow|\`-C link-arg=-Os\`: zig's libc built for size (the package build as made now)|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow $ZOS"
 	"s|shallow|opt-level \"s\" instead of \"z\"|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
 	"noloc|shallow|without \`-Z location-detail=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
 	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;ROUTER_STD_FEATURES="
 	"vfe|shallow|\`-Z virtual-function-elimination\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -Z virtual-function-elimination"
 	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -C llvm-args=-inline-threshold=0"
-	"roots|shallow|embedded roots back (standalone binary, every lever)|ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
+	"roots|zigos|embedded roots back (the standalone dist build as made now)|ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow $ZOS"
 )
 
 row_field() { # $1 = row name, $2 = field number (1-based)
