@@ -22,8 +22,11 @@
 #   ROUTER_PANIC_IMMEDIATE_ABORT=0 panics print their message before aborting
 #                        (+94 KB on mipsel); by default (1) a panic aborts silently
 #   ROUTER_SIZE_RUSTFLAGS  the size flags (default: "-Z location-detail=none
-#                        -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os"); set to
-#                        measure without them (scripts/size-levers.sh does)
+#                        -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+#                        -C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables
+#                        -C link-arg=-Wl,--no-eh-frame-hdr"); set to measure without
+#                        them (scripts/size-levers.sh does)
+#   ROUTER_MIPS_FILL_DELAY_SLOTS=0 MIPS: leave LLVM's delay-slot filler at its defaults
 #   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
@@ -51,6 +54,13 @@
 #   -C link-arg=-Os                zig cc builds the libc parts it links (musl, its own C
 #                                  library code, compiler-rt) for the link's -O mode, which is
 #                                  Debug without a flag; -Os builds them for size (-15 KB).
+#   -C link-arg=-fno-unwind-tables -fno-asynchronous-unwind-tables -Wl,--no-eh-frame-hdr
+#                                  the same libc parts without .eh_frame, and no .eh_frame_hdr:
+#                                  nothing unwinds in a panic=abort program (-12 KB).
+#   MIPS: -C llvm-args=-disable-mips-df-forward-search=false
+#         -C llvm-args=-disable-mips-df-succbb-search=false
+#                                  LLVM fills more branch delay slots with useful instructions
+#                                  instead of nops (-20 KB); the tests pass under qemu with it.
 #   -C force-unwind-tables=no      no .eh_frame for Rust code: with panic=abort nothing unwinds, and
 #                                  a stripped binary's backtrace is useless anyway (-74 KB).
 #   the [profile.release] of Cargo.toml (opt-level "z", fat LTO, 1 codegen unit, panic=abort,
@@ -64,7 +74,10 @@ ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-lin
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
 EX_UNAVAILABLE_TOOL=75
-DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os"
+DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+-C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables -C link-arg=-Wl,--no-eh-frame-hdr"
+# LLVM's MIPS delay-slot filler searches forward and into successor blocks only when asked.
+MIPS_DELAY_SLOT_FLAGS="-C llvm-args=-disable-mips-df-forward-search=false -C llvm-args=-disable-mips-df-succbb-search=false"
 
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -250,7 +263,10 @@ expect_file() {
 
 rustflags_for() {
 	local flags="-C target-feature=+crt-static -C link-self-contained=no -C relocation-model=static"
-	flags="$flags ${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}"
+	flags="$flags $(printf '%s' "${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}" | tr '\n' ' ')"
+	case "$1" in
+	mips*) [ "${ROUTER_MIPS_FILL_DELAY_SLOTS:-1}" = 1 ] && flags="$flags $MIPS_DELAY_SLOT_FLAGS" ;;
+	esac
 	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-1}" = 1 ]; then
 		flags="$flags -Z unstable-options -C panic=immediate-abort"
 	fi
