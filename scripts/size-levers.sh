@@ -14,14 +14,16 @@
 #   abort    pkg + -C panic=immediate-abort (ROUTER_PANIC_IMMEDIATE_ABORT=1)
 #   shallow  abort + -Z fmt-debug=shallow
 #   none     abort + -Z fmt-debug=none (instead of shallow)
-#   zigos    shallow + -C link-arg=-Os: zig builds its libc parts for size, not in Debug
-#            mode; this is the package build as scripts/build-router.sh makes it
+#   zigos    shallow + -C link-arg=-Os: zig builds its libc parts for size, not Debug
+#   nounwind zigos + those parts without unwind tables and no .eh_frame_hdr
+#   delay    nounwind + the fuller MIPS delay-slot filling: the package build as the
+#            script makes it by default
+#   roots    delay with the embedded roots back: the standalone dist build as made now
 #   s        shallow with opt-level "s" instead of "z"
 #   noloc    shallow without -Z location-detail=none
 #   nostd    shallow without -Z build-std-features=optimize_for_size
 #   vfe      shallow + -Z virtual-function-elimination (drops unused trait-object methods)
 #   inline   shallow + -C llvm-args=-inline-threshold=0 (LLVM inlines even less than at "z")
-#   roots    zigos with the embedded roots back: the standalone dist build as made now
 #
 # Each row builds in its own target/size-levers/<row>/ so that a rerun after a
 # code change recompiles only aliddns (std and the dependencies stay cached).
@@ -33,9 +35,28 @@ T=mipsel-unknown-linux-musl
 LOC="-Z location-detail=none"
 UNW="-C force-unwind-tables=no"
 ZOS="-C link-arg=-Os"
+NOUNW="-C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables -C link-arg=-Wl,--no-eh-frame-hdr"
 PKG="ROUTER_NO_DEFAULT_FEATURES=1;ROUTER_FEATURES=tls"
 
 # name|base|lever|env (;-separated assignments, applied on top of a clean slate)
+OLD="ROUTER_MIPS_FILL_DELAY_SLOTS=0"
+SH="$LOC $UNW -Z fmt-debug=shallow"
+ROWS=(
+	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|$OLD;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
+	"pkg|dist|no embedded roots (package build)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
+	"abort|pkg|\`-C panic=immediate-abort\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
+	"shallow|abort|\`-Z fmt-debug=shallow\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH"
+	"none|abort|\`-Z fmt-debug=none\` (instead of shallow)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
+	"zigos|shallow|\`-C link-arg=-Os\`: zig builds its libc parts for size|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS"
+	"nounwind|zigos|those libc parts without unwind tables, no \`.eh_frame_hdr\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS $NOUNW"
+	"delay|nounwind|MIPS delay-slot filler searches forward and into successors (the package build as made now)|$PKG"
+	"roots|delay|embedded roots back (the standalone dist build as made now)|"
+	"s|shallow|opt-level \"s\" instead of \"z\"|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
+	"noloc|shallow|without \`-Z location-detail=none\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
+	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;ROUTER_STD_FEATURES="
+	"vfe|shallow|\`-Z virtual-function-elimination\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -Z virtual-function-elimination"
+	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -C llvm-args=-inline-threshold=0"
+)
 ROWS=(
 	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
 	"pkg|dist|no embedded roots (package build)|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
@@ -76,7 +97,8 @@ build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
 	IFS=';' read -r -a assigns <<<"$(row_field "$name" 4)"
 	# A clean slate: no lever variable leaks in from the caller's environment.
 	local clean=(-u ROUTER_NO_DEFAULT_FEATURES -u ROUTER_FEATURES -u ROUTER_PANIC_IMMEDIATE_ABORT
-		-u ROUTER_SIZE_RUSTFLAGS -u ROUTER_STD_FEATURES -u ROUTER_RUSTFLAGS -u CARGO_PROFILE_RELEASE_OPT_LEVEL)
+		-u ROUTER_SIZE_RUSTFLAGS -u ROUTER_STD_FEATURES -u ROUTER_RUSTFLAGS -u CARGO_PROFILE_RELEASE_OPT_LEVEL
+		-u ROUTER_MIPS_FILL_DELAY_SLOTS)
 	echo "size-levers: building $name: ${assigns[*]:-(defaults)}" >&2
 	env "${clean[@]}" ${assigns[@]+"${assigns[@]}"} CARGO_TARGET_DIR="$dir" DIST_DIR="$dir/dist" \
 		scripts/build-router.sh "$T" >"$dir.log" 2>&1 || {
