@@ -57,20 +57,6 @@ ROWS=(
 	"vfe|shallow|\`-Z virtual-function-elimination\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -Z virtual-function-elimination"
 	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -C llvm-args=-inline-threshold=0"
 )
-ROWS=(
-	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"pkg|dist|no embedded roots (package build)|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"abort|pkg|\`-C panic=immediate-abort\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"shallow|abort|\`-Z fmt-debug=shallow\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow"
-	"none|abort|\`-Z fmt-debug=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
-	"zigos|shallow|\`-C link-arg=-Os\`: zig's libc built for size (the package build as made now)|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow $ZOS"
-	"s|shallow|opt-level \"s\" instead of \"z\"|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
-	"noloc|shallow|without \`-Z location-detail=none\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
-	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow;ROUTER_STD_FEATURES="
-	"vfe|shallow|\`-Z virtual-function-elimination\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -Z virtual-function-elimination"
-	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow -C llvm-args=-inline-threshold=0"
-	"roots|zigos|embedded roots back (the standalone dist build as made now)|ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=shallow $ZOS"
-)
 
 row_field() { # $1 = row name, $2 = field number (1-based)
 	local r
