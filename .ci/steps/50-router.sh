@@ -6,9 +6,11 @@
 # Two kinds of build: the standalone dist binaries (default features, with the
 # embedded roots) for every target in the list, and the OpenWrt package build of
 # mipsel (ROUTER_NO_DEFAULT_FEATURES=1 ROUTER_FEATURES=tls: no embedded roots, the
-# package depends on ca-bundle). Both mipsel builds must meet the size budget
-# (scripts/size-report.sh), and the tests run against all of them, so each side of
-# the "no CA bundle found" fallback (tests/tls.rs) runs emulated.
+# package depends on ca-bundle). The package build must meet the size budget
+# (scripts/size-report.sh: 1,200,000 B, 450,000 B after xz -9); the standalone
+# mipsel build, which carries the roots on top, 1,300,000 B and 500,000 B. The tests
+# run against all of them, so each side of the "no CA bundle found" fallback
+# (tests/tls.rs) runs emulated.
 #
 # When a tool cannot be installed (nightly + rust-src, zig, cargo-zigbuild, qemu)
 # this step prints a SKIPPED line and exits 0; every other failure fails CI.
@@ -77,8 +79,8 @@ echo "   built after $(elapsed)"
 echo "== scripts/size-report.sh (package build)"
 scripts/size-report.sh "$pkg"
 if [ -e "$dist/aliddns-$pkg_target" ]; then
-	echo "== scripts/size-report.sh (standalone build, embedded roots)"
-	scripts/size-report.sh "$dist"
+	echo "== scripts/size-report.sh (standalone build, embedded roots: 1,300,000 B / 500,000 B)"
+	MIPSEL_MAX_BYTES=1300000 MIPSEL_MAX_XZ_BYTES=500000 scripts/size-report.sh "$dist"
 fi
 
 # Integration tests against each emulated binary.
