@@ -116,23 +116,31 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
 #[cfg(feature = "tls")]
 fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
     use std::sync::Arc;
-    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    // Read as a stream, one certificate at a time, straight into the root list that the
+    // agent keeps: a 200 KB bundle is never in memory whole, nor copied (peak RSS).
     let load = |path: &Path| -> Result<Option<RootCerts>> {
-        let pem = match std::fs::read(path) {
-            Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::{Error as PemError, PemObject as _};
+        let items = match CertificateDer::pem_file_iter(path) {
+            Ok(items) => items,
+            Err(PemError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
         };
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|i| match i {
-                Ok(PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let mut certs = Vec::new();
+        for item in items {
+            match item {
+                Ok(der) => certs.push(Certificate::from_der(&der).to_owned()),
+                Err(PemError::Io(e)) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
+                // A damaged section is skipped, as a bundle with one bad entry still works.
+                Err(_) => {}
+            }
+        }
         if certs.is_empty() {
             return Err(Error::Other(format!("CA bundle {}: no certificate in it", path.display())));
         }
-        Ok(Some(RootCerts::new_with_certs(&certs)))
+        certs.shrink_to_fit();
+        Ok(Some(RootCerts::Specific(Arc::new(certs))))
     };
     let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     let mut roots = None;
