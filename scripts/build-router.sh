@@ -27,6 +27,7 @@
 #                        -C link-arg=-Wl,--no-eh-frame-hdr"); set to measure without
 #                        them (scripts/size-levers.sh does)
 #   ROUTER_MIPS_FILL_DELAY_SLOTS=0 MIPS: leave LLVM's delay-slot filler at its defaults
+#   ROUTER_MIPS_TAIL_CALLS=0 MIPS: no tail calls (LLVM's default for MIPS)
 #   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
@@ -61,6 +62,9 @@
 #         -C llvm-args=-disable-mips-df-succbb-search=false
 #                                  LLVM fills more branch delay slots with useful instructions
 #                                  instead of nops (-20 KB); the tests pass under qemu with it.
+#   MIPS: -C llvm-args=-mips-tail-calls=1
+#                                  a call in tail position becomes a jump (-9 KB); off in LLVM
+#                                  by default for MIPS; the tests pass under qemu with it.
 #   -C force-unwind-tables=no      no .eh_frame for Rust code: with panic=abort nothing unwinds, and
 #                                  a stripped binary's backtrace is useless anyway (-74 KB).
 #   the [profile.release] of Cargo.toml (opt-level "z", fat LTO, 1 codegen unit, panic=abort,
@@ -265,7 +269,10 @@ rustflags_for() {
 	local flags="-C target-feature=+crt-static -C link-self-contained=no -C relocation-model=static"
 	flags="$flags $(printf '%s' "${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}" | tr '\n' ' ')"
 	case "$1" in
-	mips*) [ "${ROUTER_MIPS_FILL_DELAY_SLOTS:-1}" = 1 ] && flags="$flags $MIPS_DELAY_SLOT_FLAGS" ;;
+	mips*)
+		[ "${ROUTER_MIPS_FILL_DELAY_SLOTS:-1}" = 1 ] && flags="$flags $MIPS_DELAY_SLOT_FLAGS"
+		[ "${ROUTER_MIPS_TAIL_CALLS:-1}" = 1 ] && flags="$flags -C llvm-args=-mips-tail-calls=1"
+		;;
 	esac
 	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-1}" = 1 ]; then
 		flags="$flags -Z unstable-options -C panic=immediate-abort"

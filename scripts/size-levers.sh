@@ -16,9 +16,9 @@
 #   none     abort + -Z fmt-debug=none (instead of shallow)
 #   zigos    shallow + -C link-arg=-Os: zig builds its libc parts for size, not Debug
 #   nounwind zigos + those parts without unwind tables and no .eh_frame_hdr
-#   delay    nounwind + the fuller MIPS delay-slot filling: the package build as the
-#            script makes it by default
-#   roots    delay with the embedded roots back: the standalone dist build as made now
+#   delay    nounwind + the fuller MIPS delay-slot filling
+#   tail     delay + MIPS tail calls: the package build as the script makes it by default
+#   roots    tail with the embedded roots back: the standalone dist build as made now
 #   s        shallow with opt-level "s" instead of "z"
 #   noloc    shallow without -Z location-detail=none
 #   nostd    shallow without -Z build-std-features=optimize_for_size
@@ -39,7 +39,7 @@ NOUNW="-C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-table
 PKG="ROUTER_NO_DEFAULT_FEATURES=1;ROUTER_FEATURES=tls"
 
 # name|base|lever|env (;-separated assignments, applied on top of a clean slate)
-OLD="ROUTER_MIPS_FILL_DELAY_SLOTS=0"
+OLD="ROUTER_MIPS_FILL_DELAY_SLOTS=0;ROUTER_MIPS_TAIL_CALLS=0"
 SH="$LOC $UNW -Z fmt-debug=shallow"
 ROWS=(
 	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|$OLD;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
@@ -49,8 +49,9 @@ ROWS=(
 	"none|abort|\`-Z fmt-debug=none\` (instead of shallow)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
 	"zigos|shallow|\`-C link-arg=-Os\`: zig builds its libc parts for size|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS"
 	"nounwind|zigos|those libc parts without unwind tables, no \`.eh_frame_hdr\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS $NOUNW"
-	"delay|nounwind|MIPS delay-slot filler searches forward and into successors (the package build as made now)|$PKG"
-	"roots|delay|embedded roots back (the standalone dist build as made now)|"
+	"delay|nounwind|MIPS delay-slot filler searches forward and into successors|$PKG;ROUTER_MIPS_TAIL_CALLS=0"
+	"tail|delay|MIPS tail calls (\`-C llvm-args=-mips-tail-calls=1\`; the package build as made now)|$PKG"
+	"roots|tail|embedded roots back (the standalone dist build as made now)|"
 	"s|shallow|opt-level \"s\" instead of \"z\"|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
 	"noloc|shallow|without \`-Z location-detail=none\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
 	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;ROUTER_STD_FEATURES="
@@ -84,7 +85,7 @@ build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
 	# A clean slate: no lever variable leaks in from the caller's environment.
 	local clean=(-u ROUTER_NO_DEFAULT_FEATURES -u ROUTER_FEATURES -u ROUTER_PANIC_IMMEDIATE_ABORT
 		-u ROUTER_SIZE_RUSTFLAGS -u ROUTER_STD_FEATURES -u ROUTER_RUSTFLAGS -u CARGO_PROFILE_RELEASE_OPT_LEVEL
-		-u ROUTER_MIPS_FILL_DELAY_SLOTS)
+		-u ROUTER_MIPS_FILL_DELAY_SLOTS -u ROUTER_MIPS_TAIL_CALLS)
 	echo "size-levers: building $name: ${assigns[*]:-(defaults)}" >&2
 	env "${clean[@]}" ${assigns[@]+"${assigns[@]}"} CARGO_TARGET_DIR="$dir" DIST_DIR="$dir/dist" \
 		scripts/build-router.sh "$T" >"$dir.log" 2>&1 || {
