@@ -347,7 +347,7 @@ impl Client {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let url = format!("{}?{}", self.url, query);
-        let resp = http::send(&self.agent, "POST", &url)?;
+        let resp = http::post(&self.agent, &url)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",
@@ -368,6 +368,7 @@ impl Client {
                 return Err(Error::Network {
                     message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
                     transient: true,
+                    timed_out: false,
                 });
             }
             (None, status) => ApiError {
@@ -826,7 +827,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.url, "http://127.0.0.1:9/");
-        let e = Error::Network { message: "x".into(), transient: true };
+        let e = Error::Network { message: "x".into(), transient: true, timed_out: false };
         for attempt in 0..20 {
             let d = c.backoff(attempt, &e).as_millis() as u64;
             let exp = (1000u64 << attempt.min(10)).min(30_000);

@@ -637,7 +637,7 @@ fn is_gone(e: &Error) -> bool {
 /// Maps an upstream failure to a status (GoEdge only sees "not 200") and a reason for the log.
 fn upstream(e: Error) -> Fail {
     let status = match &e {
-        Error::Network { message, .. } if message.contains("timed out") || message.contains("timeout") => 504,
+        Error::Network { timed_out: true, .. } => 504,
         Error::Network { .. } => 502,
         Error::Api(a) if a.retryable() => 503,
         Error::Api(a) if a.code == "DomainRecordConflict" || a.code == "DomainRecordDuplicate" => 409,
@@ -988,6 +988,17 @@ mod tests {
         assert_eq!(listen_addr("8053").unwrap(), "0.0.0.0:8053".parse().unwrap());
         assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
         assert!(listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn upstream_statuses_come_from_the_error_kind() {
+        let net = |timed_out, message: &str| Error::Network { message: message.into(), transient: true, timed_out };
+        assert_eq!(upstream(net(true, "connection lost")).status, 504);
+        assert_eq!(upstream(net(false, "timed out in a word of the message")).status, 502);
+        let api = |code: &str, status| Error::Api(ApiError { status, code: code.into(), ..Default::default() });
+        assert_eq!(upstream(api("ServiceUnavailable", 503)).status, 503);
+        assert_eq!(upstream(api("DomainRecordDuplicate", 400)).status, 409);
+        assert_eq!(upstream(api("InvalidRR.Format", 400)).status, 502);
     }
 
     #[test]
