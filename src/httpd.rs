@@ -1,7 +1,7 @@
 //! A small, hardened HTTP/1.1 server on `std::net` for `serve`.
 //!
 //! Why not a crate: tiny_http has no read timeouts, no header-size limit and an
-//! unbounded thread pool (router-packaging.md §5), and the async stacks are far
+//! unbounded thread pool (docs/design.md, "Dependencies"), and the async stacks are far
 //! too big for a router binary. What `serve` needs is narrow: small POST bodies
 //! with `Content-Length`, keep-alive for Go's HTTP client, optional TLS, and
 //! hard bounds on everything a client controls. Request heads are parsed by
