@@ -39,7 +39,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -697,6 +697,10 @@ struct Shared {
     returned: Mutex<Vec<Conn>>,
     /// Written (one byte) to wake the reactor's poll.
     wake_tx: UnixStream,
+    /// Open connections and those at the workers, as of the reactor's last wait:
+    /// lets a test wait for the reactor instead of sleeping.
+    open: AtomicUsize,
+    busy: AtomicUsize,
 }
 
 impl Shared {
@@ -726,6 +730,12 @@ impl Running {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake();
         self.wait();
+    }
+
+    /// Open connections and those at the workers, as the reactor last saw them.
+    #[cfg(test)]
+    fn connections(&self) -> (usize, usize) {
+        (self.shared.open.load(Ordering::SeqCst), self.shared.busy.load(Ordering::SeqCst))
     }
 }
 
@@ -777,6 +787,8 @@ pub fn start(
         stop: AtomicBool::new(false),
         returned: Mutex::new(Vec::new()),
         wake_tx,
+        open: AtomicUsize::new(0),
+        busy: AtomicUsize::new(0),
     });
     // Each connection has at most one job in flight, so this never fills up.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(limits.max_conns);
@@ -875,6 +887,8 @@ impl<'a> Reactor<'a> {
                 next = next.min(c.deadline);
             }
             let timeout_ms = next.saturating_duration_since(now).as_millis().min(1000) as libc::c_int + 1;
+            self.s.open.store(self.open(), Ordering::SeqCst);
+            self.s.busy.store(self.busy, Ordering::SeqCst);
             // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the given length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
             if n < 0 {
@@ -1423,32 +1437,42 @@ mod tests {
         srv.stop();
     }
 
+    /// Waits until the reactor reports `(open, busy)` connections passing `ok`
+    /// (5 s at most, then fails with what it last saw).
+    fn wait_for(srv: &Running, what: &str, ok: impl Fn((usize, usize)) -> bool) {
+        let t = Instant::now();
+        while !ok(srv.connections()) {
+            assert!(t.elapsed() < Duration::from_secs(5), "{what}: (open, busy) = {:?}", srv.connections());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     #[test]
     fn bounds_connections_and_bodies() {
         let limits = Limits { max_conns: 4, max_body: 10, ..Limits::default() };
         let srv = echo_server(limits);
         // A full table of idle connections: the oldest makes room for a new one.
         let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for(&srv, "four idle connections accepted", |(open, _)| open == 4);
         let mut extra = TcpStream::connect(srv.addr).unwrap();
         extra.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut extra), (200, "GET ".into()));
         assert_eq!(read_response(&mut held[0]).0, 0, "the oldest idle connection was closed");
         drop((held, extra));
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for(&srv, "closed connections forgotten", |(open, _)| open == 0);
         // Connections at the workers count and are never evicted: then 503.
         let mut slow: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
         for s in &mut slow {
             s.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
         }
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for(&srv, "four requests at the workers", |(_, busy)| busy == 4);
         let mut extra = TcpStream::connect(srv.addr).unwrap();
         assert_eq!(read_response(&mut extra).0, 503);
         for s in &mut slow {
             assert_eq!(read_response(s).0, 200);
         }
         drop(slow);
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for(&srv, "closed connections forgotten", |(open, _)| open == 0);
         let mut s = TcpStream::connect(srv.addr).unwrap();
         s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890").unwrap();
         assert_eq!(read_response(&mut s).0, 413);
