@@ -33,6 +33,13 @@
 //!   the declared body is read and discarded (bounded in bytes and time), so a
 //!   client that writes its whole body before reading still reads the status
 //!   instead of a reset.
+//!
+//! Size: about 950 code lines in one file on purpose. The transport ([`Io`]),
+//! a connection's phases and deadlines, and the reactor's counts (open, busy,
+//! per peer) keep their bounds only together: every path that closes, evicts or
+//! hands over a connection updates them, and reading that in one place is what
+//! makes it reviewable. Head parsing and response encoding (~150 lines) are the
+//! part that could move out if the file grows.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
