@@ -359,7 +359,7 @@ impl Client {
                 self.agent.get_or_init(|| a)
             }
         };
-        let resp = http::send(agent, "POST", &url)?;
+        let resp = http::post(agent, &url)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",
@@ -380,6 +380,7 @@ impl Client {
                 return Err(Error::Network {
                     message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
                     transient: true,
+                    timed_out: false,
                 });
             }
             (None, status) => ApiError {
@@ -838,7 +839,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.url, "http://127.0.0.1:9/");
-        let e = Error::Network { message: "x".into(), transient: true };
+        let e = Error::Network { message: "x".into(), transient: true, timed_out: false };
         for attempt in 0..20 {
             let d = c.backoff(attempt, &e).as_millis() as u64;
             let exp = (1000u64 << attempt.min(10)).min(30_000);

@@ -71,6 +71,8 @@ pub enum Error {
         message: String,
         /// Whether trying again later may help (timeouts, resets) or not (bad certificate).
         transient: bool,
+        /// Whether the peer did not answer in time (`serve` answers 504 rather than 502).
+        timed_out: bool,
     },
     /// The config file or the environment is wrong; names file, line and key.
     Config(String),

@@ -194,13 +194,15 @@ fn embedded_roots(tried: &[PathBuf]) -> Result<ureq::tls::RootCerts> {
     Err(Error::Config(format!("no CA bundle found (tried {}); install ca-bundle or set ca_file", tried.join(", "))))
 }
 
-/// Sends a request with an empty body and reads the whole answer.
-pub fn send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Response> {
-    let res = match method {
-        "GET" => agent.get(url).call(),
-        _ => agent.post(url).header("Content-Type", "application/x-www-form-urlencoded").send_empty(),
-    };
-    let resp = res.map_err(network_error)?;
+/// POSTs a request with an empty body (the signed parameters are in the URL, as
+/// AliDNS RPC calls are sent) and reads the whole answer. The only method this
+/// client sends; echo lookups build their GET in addr/echo.rs.
+pub fn post(agent: &ureq::Agent, url: &str) -> Result<Response> {
+    let resp = agent
+        .post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send_empty()
+        .map_err(network_error)?;
     let status = resp.status().as_u16();
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let date = header("date").and_then(|d| crate::clock::parse_http_date(&d));
@@ -221,7 +223,12 @@ pub fn network_error(e: ureq::Error) -> Error {
         E::Rustls(_) | E::Pem(_) => false,
         _ => true,
     };
-    Error::Network { message: e.to_string(), transient }
+    let timed_out = match &e {
+        E::Timeout(_) => true,
+        E::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
+    };
+    Error::Network { message: e.to_string(), transient, timed_out }
 }
 
 #[cfg(test)]
@@ -245,7 +252,18 @@ mod tests {
     fn refused_connection_is_transient() {
         // Port 9 on loopback: nothing listens there in a test environment.
         let a = agent(&HttpOptions { timeout: Duration::from_secs(2), ..Default::default() }, false).unwrap();
-        let err = send(&a, "GET", "http://127.0.0.1:9/").unwrap_err();
+        let err = post(&a, "http://127.0.0.1:9/").unwrap_err();
         assert!(err.retryable(), "{err}");
+        assert!(matches!(err, Error::Network { timed_out: false, .. }), "{err}");
+    }
+
+    #[test]
+    fn silent_server_is_a_timeout() {
+        // The kernel completes the handshake from the backlog; nobody ever answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        let a = agent(&HttpOptions { timeout: Duration::from_millis(200), ..Default::default() }, false).unwrap();
+        let err = post(&a, &url).unwrap_err();
+        assert!(matches!(err, Error::Network { timed_out: true, transient: true, .. }), "{err}");
     }
 }

@@ -9,6 +9,7 @@ mod clock;
 mod config;
 mod ddns;
 mod error;
+mod goedge;
 mod http;
 mod httpd;
 mod log;

@@ -2,15 +2,15 @@
 //! AliDNS, so the AccessKey stays on the router and the CDN manages its records
 //! through a shared secret.
 //!
-//! The contract is goedge-httpdns.md §6, taken from how the real GoEdge API node
-//! builds requests and decodes answers (§1, §2): success is exactly 200 and every
-//! failure another status (GoEdge never reads an error body); `route` and `value`
-//! must round-trip exactly or every sync re-adds and deletes records; CNAME-like
-//! values carry a trailing dot; `DefaultRoute` is a bare `default`.
+//! The wire format (token, actions, record JSON, value and route mapping) is in
+//! `goedge.rs`; the facts it relies on are in docs/protocol-notes.md, "GoEdge /
+//! FlexCDN custom HTTP DNS". This module checks the request, maps each action onto
+//! AliDNS calls and audits every change.
 
 use crate::alidns::{Client, Domain, DomainInfo, LineInfo, Record, RecordFilter, RecordSpec, UpdateOutcome};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
+use crate::goedge::{self, Action, DEFAULT_ROUTE, Fail, GoRecord, fail, record_field, rr_of, str_field, token_for};
 use crate::httpd::{self, Handler, Limits, Request, Response, Service};
 use crate::log;
 use serde_json::Value;
@@ -31,9 +31,6 @@ pub const MIN_SECRET_LEN: usize = 16;
 /// How long DescribeSupportLines and DescribeDomainInfo answers are reused: the
 /// lines of a domain change only with its edition.
 pub const CACHE_TTL: Duration = Duration::from_secs(3600);
-/// The route code of AliDNS's default line, also our `DefaultRoute` answer.
-pub const DEFAULT_ROUTE: &str = "default";
-
 const JSON: &str = "application/json";
 
 /// Serves the GoEdge custom HTTP DNS protocol until the process is stopped.
@@ -237,55 +234,44 @@ impl Upstream for Client {
 // ---------------------------------------------------------------------------
 // The application.
 
-/// A failed request: the status GoEdge sees and the reason we log (and send).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fail {
-    /// Non-200 HTTP status.
-    pub status: u16,
-    /// Why, for the log and for a human with curl.
-    pub reason: String,
-}
-
-fn fail(status: u16, reason: impl Into<String>) -> Fail {
-    Fail { status, reason: reason.into() }
-}
-
 type Answer = std::result::Result<Response, Fail>;
 
-struct Cached<T> {
-    at: Instant,
-    value: T,
+/// Answers reused per domain for [`CACHE_TTL`]: the route list and the minimum TTL.
+struct TtlCache<T> {
+    entries: Mutex<HashMap<String, (Instant, T)>>,
+}
+
+impl<T: Clone> TtlCache<T> {
+    fn new() -> TtlCache<T> {
+        TtlCache { entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The value stored for `key`, unless it is older than [`CACHE_TTL`].
+    fn get(&self, key: &str) -> Option<T> {
+        self.lock().get(key).filter(|(at, _)| at.elapsed() < CACHE_TTL).map(|(_, v)| v.clone())
+    }
+
+    fn insert(&self, key: &str, value: T) {
+        self.lock().insert(key.to_string(), (Instant::now(), value));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, T)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The request handler: authentication, the nine actions, caches.
 pub struct App<U: Upstream> {
     settings: Settings,
     up: Arc<U>,
-    routes: Mutex<HashMap<String, Cached<Arc<Vec<u8>>>>>,
-    min_ttl: Mutex<HashMap<String, Cached<u32>>>,
-}
-
-/// A GoEdge record (`dnstypes.Record`), as decoded from a request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GoRecord {
-    /// Provider record id (ours: the AliDNS RecordId).
-    pub id: String,
-    /// Relative name (`@` or empty for the apex).
-    pub name: String,
-    /// Upper-case type.
-    pub rtype: String,
-    /// Value; host names may end with a dot.
-    pub value: String,
-    /// Line code; empty means the default line.
-    pub route: String,
-    /// TTL; 0 means the zone's default.
-    pub ttl: i64,
+    routes: TtlCache<Arc<Vec<u8>>>,
+    min_ttl: TtlCache<u32>,
 }
 
 impl<U: Upstream> App<U> {
     /// A handler for these settings, calling `up` for AliDNS.
     pub fn new(settings: Settings, up: Arc<U>) -> App<U> {
-        App { settings, up, routes: Mutex::new(HashMap::new()), min_ttl: Mutex::new(HashMap::new()) }
+        App { settings, up, routes: TtlCache::new(), min_ttl: TtlCache::new() }
     }
 
     /// Answers one HTTP request; logs every failure with the peer and reason.
@@ -323,32 +309,29 @@ impl<U: Upstream> App<U> {
         let Value::Object(obj) = &body else {
             return Err(fail(400, "body must be a JSON object"));
         };
-        let action = match obj.get("action") {
-            None | Some(Value::Null) => "GetDomains",
-            Some(Value::String(s)) if s.is_empty() => "GetDomains",
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => return Err(fail(400, "action must be a string")),
+        let name = goedge::action_name(obj)?;
+        *action_out = name.chars().filter(|c| !c.is_control()).take(40).collect();
+        let Some(action) = Action::from_name(name) else {
+            return Err(fail(400, "unknown action"));
         };
-        *action_out = action.chars().filter(|c| !c.is_control()).take(40).collect();
+        let domain = if action.needs_domain() {
+            let d = self.domain_of(obj)?;
+            action_out.push(' ');
+            action_out.push_str(&d);
+            d
+        } else {
+            String::new()
+        };
         match action {
-            "GetDomains" => self.get_domains(),
-            "DefaultRoute" => Ok(Response::new(200, "text/plain; charset=utf-8", DEFAULT_ROUTE)),
-            "GetRecords" | "GetRoutes" | "QueryRecord" | "QueryRecords" | "AddRecord" | "UpdateRecord"
-            | "DeleteRecord" => {
-                let domain = self.domain_of(obj)?;
-                action_out.push(' ');
-                action_out.push_str(&domain);
-                match action {
-                    "GetRecords" => self.get_records(&domain),
-                    "GetRoutes" => self.get_routes(&domain),
-                    "QueryRecord" => self.query(&domain, obj, true),
-                    "QueryRecords" => self.query(&domain, obj, false),
-                    "AddRecord" => self.add_record(req, &domain, obj),
-                    "UpdateRecord" => self.update_record(req, &domain, obj),
-                    _ => self.delete_record(req, &domain, obj),
-                }
-            }
-            _ => Err(fail(400, "unknown action")),
+            Action::GetDomains => self.get_domains(),
+            Action::DefaultRoute => Ok(Response::new(200, "text/plain; charset=utf-8", DEFAULT_ROUTE)),
+            Action::GetRecords => self.get_records(&domain),
+            Action::GetRoutes => self.get_routes(&domain),
+            Action::QueryRecord => self.query(&domain, obj, true),
+            Action::QueryRecords => self.query(&domain, obj, false),
+            Action::AddRecord => self.add_record(req, &domain, obj),
+            Action::UpdateRecord => self.update_record(req, &domain, obj),
+            Action::DeleteRecord => self.delete_record(req, &domain, obj),
         }
     }
 
@@ -407,44 +390,21 @@ impl<U: Upstream> App<U> {
                 names.push(n);
             }
         }
-        Ok(json(200, &Value::from(names)))
+        Ok(Response::new(200, JSON, serde_json::to_vec(&Value::from(names)).unwrap_or_else(|_| b"null".to_vec())))
     }
 
     fn get_records(&self, domain: &str) -> Answer {
         let recs = self.up.records(domain, &RecordFilter::default()).map_err(upstream)?;
-        let mut out = String::with_capacity(recs.len() * 110 + 2);
-        out.push('[');
-        for (i, r) in recs.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&record_json(r));
-        }
-        out.push(']');
-        Ok(Response::new(200, JSON, out))
+        Ok(Response::new(200, JSON, goedge::records_json(recs.iter())))
     }
 
     fn get_routes(&self, domain: &str) -> Answer {
-        if let Some(c) = lock(&self.routes).get(domain)
-            && c.at.elapsed() < CACHE_TTL
-        {
-            return Ok(Response::new(200, JSON, c.value.to_vec()));
+        if let Some(body) = self.routes.get(domain) {
+            return Ok(Response::new(200, JSON, body.to_vec()));
         }
         let lines = self.up.lines(domain).map_err(upstream)?;
-        let mut routes: Vec<Value> = Vec::with_capacity(lines.len() + 1);
-        if !lines.iter().any(|l| l.code == DEFAULT_ROUTE) {
-            routes.push(serde_json::json!({"name": "默认", "code": DEFAULT_ROUTE}));
-        }
-        for l in &lines {
-            if l.code.is_empty() {
-                continue;
-            }
-            let name =
-                [&l.display_name, &l.name, &l.code].into_iter().find(|s| !s.is_empty()).cloned().unwrap_or_default();
-            routes.push(serde_json::json!({"name": name, "code": l.code}));
-        }
-        let body = Arc::new(serde_json::to_vec(&Value::from(routes)).unwrap_or_else(|_| b"[]".to_vec()));
-        lock(&self.routes).insert(domain.to_string(), Cached { at: Instant::now(), value: body.clone() });
+        let body = Arc::new(goedge::routes_json(&lines));
+        self.routes.insert(domain, body.clone());
         Ok(Response::new(200, JSON, body.to_vec()))
     }
 
@@ -461,12 +421,11 @@ impl<U: Upstream> App<U> {
             // Prefer the default line: that is the record GoEdge's doServer means.
             let pick = recs.iter().find(|r| r.line == DEFAULT_ROUTE).or_else(|| recs.first());
             return Ok(match pick {
-                Some(r) => Response::new(200, JSON, record_json(r)),
+                Some(r) => Response::new(200, JSON, goedge::record_json(r)),
                 None => Response::new(200, JSON, "null"),
             });
         }
-        let parts: Vec<String> = recs.iter().map(record_json).collect();
-        Ok(Response::new(200, JSON, format!("[{}]", parts.join(","))))
+        Ok(Response::new(200, JSON, goedge::records_json(recs.iter())))
     }
 
     /// The TTL to send: 0 = the zone's default (omit it); below the edition's
@@ -488,15 +447,13 @@ impl<U: Upstream> App<U> {
     }
 
     fn min_ttl(&self, domain: &str) -> Option<u32> {
-        if let Some(c) = lock(&self.min_ttl).get(domain)
-            && c.at.elapsed() < CACHE_TTL
-        {
-            return Some(c.value);
+        if let Some(min) = self.min_ttl.get(domain) {
+            return Some(min);
         }
         match self.up.info(domain) {
             Ok(info) => {
                 let min = info.min_ttl.or_else(|| info.available_ttls.first().copied()).unwrap_or(600);
-                lock(&self.min_ttl).insert(domain.to_string(), Cached { at: Instant::now(), value: min });
+                self.min_ttl.insert(domain, min);
                 Some(min)
             }
             Err(e) => {
@@ -511,7 +468,7 @@ impl<U: Upstream> App<U> {
         let priority = (rtype == "MX" && old_type.is_none_or(|t| !t.eq_ignore_ascii_case("MX"))).then_some(10);
         RecordSpec {
             rr: rr_of(&r.name),
-            value: upstream_value(&rtype, &r.value),
+            value: goedge::upstream_value(&rtype, &r.value),
             ttl: self.ttl_for(domain, r.ttl),
             line: Some(if r.route.is_empty() { DEFAULT_ROUTE.to_string() } else { r.route.clone() }),
             rtype,
@@ -521,32 +478,19 @@ impl<U: Upstream> App<U> {
 
     fn add_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
         let r = record_field(obj, "newRecord")?;
-        check_writable(&r)?;
+        r.check_writable()?;
         let spec = self.spec_for(domain, &r, None);
-        let result = match self.up.add(domain, &spec) {
-            Ok(id) => Ok(id),
+        let outcome = match self.up.add(domain, &spec) {
+            Ok(id) => {
+                let shown = GoRecord { id: id.clone(), ..r.clone() };
+                Ok((format!("ok id={id}"), shown.to_json()))
+            }
             // The record is already there exactly: the desired state holds, and a
             // failure would only make GoEdge's task retry forever.
-            Err(e) if e.code() == Some("DomainRecordDuplicate") => Err(None),
-            Err(e) => Err(Some(e)),
+            Err(e) if e.code() == Some("DomainRecordDuplicate") => Ok(("ok (already existed)".into(), r.to_json())),
+            Err(e) => Err(upstream(e)),
         };
-        match result {
-            Ok(id) => {
-                audit(req, "AddRecord", domain, &r, &format!("ok id={id}"));
-                let mut shown = r.clone();
-                shown.id = id;
-                Ok(Response::new(200, JSON, go_record_json(&shown)))
-            }
-            Err(None) => {
-                audit(req, "AddRecord", domain, &r, "ok (already existed)");
-                Ok(Response::new(200, JSON, go_record_json(&r)))
-            }
-            Err(Some(e)) => {
-                let f = upstream(e);
-                audit(req, "AddRecord", domain, &r, &format!("failed {} {}", f.status, f.reason));
-                Err(f)
-            }
-        }
+        audited(req, Action::AddRecord, domain, &r, outcome)
     }
 
     /// The record `id` of `domain`, or None if it no longer exists; a record of
@@ -571,30 +515,24 @@ impl<U: Upstream> App<U> {
         if old.id.is_empty() {
             return Err(fail(400, "record.id is missing"));
         }
-        check_writable(&new)?;
-        let result = (|| {
-            let Some(cur) = self.owned_record(domain, &old.id)? else {
-                return Err(fail(404, format!("record {} does not exist", old.id)));
-            };
-            let spec = self.spec_for(domain, &new, Some(&cur.rtype));
-            match self.up.update(&old.id, &spec) {
-                Ok(UpdateOutcome::Updated) => Ok("ok"),
-                Ok(UpdateOutcome::Unchanged) => Ok("ok (unchanged)"),
-                Err(e) if is_gone(&e) => Err(fail(404, format!("record {} does not exist", old.id))),
-                Err(e) => Err(upstream(e)),
-            }
-        })();
-        let mut shown = new.clone();
-        shown.id = old.id.clone();
-        match result {
-            Ok(what) => {
-                audit(req, "UpdateRecord", domain, &shown, &format!("{what} id={}", old.id));
-                Ok(Response::new(200, JSON, go_record_json(&shown)))
-            }
-            Err(f) => {
-                audit(req, "UpdateRecord", domain, &shown, &format!("failed {} {}", f.status, f.reason));
-                Err(f)
-            }
+        new.check_writable()?;
+        let shown = GoRecord { id: old.id.clone(), ..new.clone() };
+        let outcome =
+            self.replace(domain, &old.id, &new).map(|what| (format!("{what} id={}", old.id), shown.to_json()));
+        audited(req, Action::UpdateRecord, domain, &shown, outcome)
+    }
+
+    /// Overwrites record `id` of `domain` with `new`; says whether anything changed.
+    fn replace(&self, domain: &str, id: &str, new: &GoRecord) -> std::result::Result<&'static str, Fail> {
+        let Some(cur) = self.owned_record(domain, id)? else {
+            return Err(fail(404, format!("record {id} does not exist")));
+        };
+        let spec = self.spec_for(domain, new, Some(&cur.rtype));
+        match self.up.update(id, &spec) {
+            Ok(UpdateOutcome::Updated) => Ok("ok"),
+            Ok(UpdateOutcome::Unchanged) => Ok("ok (unchanged)"),
+            Err(e) if is_gone(&e) => Err(fail(404, format!("record {id} does not exist"))),
+            Err(e) => Err(upstream(e)),
         }
     }
 
@@ -603,25 +541,41 @@ impl<U: Upstream> App<U> {
         if r.id.is_empty() {
             return Err(fail(400, "record.id is missing"));
         }
-        let result = (|| {
-            if self.owned_record(domain, &r.id)?.is_none() {
-                return Ok("ok (already gone)");
-            }
-            match self.up.delete(&r.id) {
-                Ok(()) => Ok("ok"),
-                Err(e) if is_gone(&e) => Ok("ok (already gone)"),
-                Err(e) => Err(upstream(e)),
-            }
-        })();
-        match result {
-            Ok(what) => {
-                audit(req, "DeleteRecord", domain, &r, &format!("{what} id={}", r.id));
-                Ok(Response::new(200, JSON, "{}"))
-            }
-            Err(f) => {
-                audit(req, "DeleteRecord", domain, &r, &format!("failed {} {}", f.status, f.reason));
-                Err(f)
-            }
+        let outcome = self.remove(domain, &r.id).map(|what| (format!("{what} id={}", r.id), "{}".to_string()));
+        audited(req, Action::DeleteRecord, domain, &r, outcome)
+    }
+
+    /// Deletes record `id` of `domain`; a record already gone is success (the
+    /// desired state holds).
+    fn remove(&self, domain: &str, id: &str) -> std::result::Result<&'static str, Fail> {
+        if self.owned_record(domain, id)?.is_none() {
+            return Ok("ok (already gone)");
+        }
+        match self.up.delete(id) {
+            Ok(()) => Ok("ok"),
+            Err(e) if is_gone(&e) => Ok("ok (already gone)"),
+            Err(e) => Err(upstream(e)),
+        }
+    }
+}
+
+/// Writes the audit line of a mutating action, whatever its outcome, and turns
+/// `Ok((result, body))` into the 200 answer.
+fn audited(
+    req: &Request,
+    action: Action,
+    domain: &str,
+    r: &GoRecord,
+    outcome: std::result::Result<(String, String), Fail>,
+) -> Answer {
+    match outcome {
+        Ok((result, body)) => {
+            audit(req, action, domain, r, &result);
+            Ok(Response::new(200, JSON, body))
+        }
+        Err(f) => {
+            audit(req, action, domain, r, &format!("failed {} {}", f.status, f.reason));
+            Err(f)
         }
     }
 }
@@ -654,20 +608,6 @@ fn refusal(req: &Request, action: &str, f: &Fail) -> Response {
     r
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The token GoEdge sends for this timestamp: lowercase hex SHA-1 of `secret@ts`.
-pub fn token_for(secret: &Secret, ts: &str) -> String {
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    h.update(secret.expose().as_bytes());
-    h.update(b"@");
-    h.update(ts.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Compares without an early exit, so timing does not reveal how much matched
 /// (`subtle`, already linked through rustls).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -686,105 +626,6 @@ pub fn normalize_domain(s: &str) -> Option<String> {
     ok.then_some(d)
 }
 
-/// GoEdge's empty name is the apex, which AliDNS calls `@`.
-fn rr_of(name: &str) -> String {
-    let n = name.trim();
-    if n.is_empty() { "@".to_string() } else { n.to_string() }
-}
-
-/// Types whose value ends in a host name, which GoEdge writes and compares
-/// with a trailing dot while AliDNS stores it without.
-fn host_valued(rtype: &str) -> bool {
-    matches!(rtype, "CNAME" | "MX" | "NS" | "SRV")
-}
-
-fn upstream_value(rtype: &str, value: &str) -> String {
-    if host_valued(rtype) && value.len() > 1 { value.trim_end_matches('.').to_string() } else { value.to_string() }
-}
-
-fn goedge_value(rtype: &str, value: &str) -> String {
-    if host_valued(rtype) && !value.is_empty() && !value.ends_with('.') {
-        format!("{value}.")
-    } else {
-        value.to_string()
-    }
-}
-
-fn js(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-/// An AliDNS record as GoEdge decodes it (`id` a string, `ttl` an int32).
-fn record_json(r: &Record) -> String {
-    let rtype = r.rtype.to_ascii_uppercase();
-    go_record_json(&GoRecord {
-        id: r.id.clone(),
-        name: r.rr.clone(),
-        value: goedge_value(&rtype, &r.value),
-        rtype,
-        route: r.line.clone(),
-        ttl: r.ttl.min(i32::MAX as u32).into(),
-    })
-}
-
-/// The one JSON encoding of a record: keys in GoEdge's struct order.
-fn go_record_json(r: &GoRecord) -> String {
-    format!(
-        "{{\"id\":{},\"name\":{},\"type\":{},\"value\":{},\"route\":{},\"ttl\":{}}}",
-        js(&r.id),
-        js(&r.name),
-        js(&r.rtype),
-        js(&r.value),
-        js(&r.route),
-        r.ttl
-    )
-}
-
-fn json(status: u16, v: &Value) -> Response {
-    Response::new(status, JSON, serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()))
-}
-
-/// A string field: missing or null is empty, any other type is a 400.
-fn str_field(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<String, Fail> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(fail(400, format!("{key} must be a string"))),
-    }
-}
-
-/// Decodes a GoEdge record as strictly as GoEdge encodes it.
-fn record_field(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<GoRecord, Fail> {
-    let rec = match obj.get(key) {
-        Some(Value::Object(m)) => m,
-        None | Some(Value::Null) => return Err(fail(400, format!("{key} is missing"))),
-        Some(_) => return Err(fail(400, format!("{key} must be an object"))),
-    };
-    let s = |k: &str| str_field(rec, k).map_err(|f| fail(400, format!("{key}.{}", f.reason)));
-    let ttl = match rec.get("ttl") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(t) if (0..=i32::MAX as i64).contains(&t) => t,
-            _ => return Err(fail(400, format!("{key}.ttl must be a non-negative 32-bit integer"))),
-        },
-        Some(_) => return Err(fail(400, format!("{key}.ttl must be a number"))),
-    };
-    Ok(GoRecord { id: s("id")?, name: s("name")?, rtype: s("type")?, value: s("value")?, route: s("route")?, ttl })
-}
-
-fn check_writable(r: &GoRecord) -> std::result::Result<(), Fail> {
-    if r.rtype.is_empty() || r.rtype.len() > 10 || !r.rtype.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(fail(400, "record type is missing or malformed"));
-    }
-    if r.value.is_empty() {
-        return Err(fail(400, "record value is empty"));
-    }
-    if r.value.len() > 4096 || r.name.len() > 253 || r.route.len() > 64 {
-        return Err(fail(400, "record field too long"));
-    }
-    Ok(())
-}
-
 /// AliDNS's ways of saying "no such record".
 fn is_gone(e: &Error) -> bool {
     matches!(
@@ -796,7 +637,7 @@ fn is_gone(e: &Error) -> bool {
 /// Maps an upstream failure to a status (GoEdge only sees "not 200") and a reason for the log.
 fn upstream(e: Error) -> Fail {
     let status = match &e {
-        Error::Network { message, .. } if message.contains("timed out") || message.contains("timeout") => 504,
+        Error::Network { timed_out: true, .. } => 504,
         Error::Network { .. } => 502,
         Error::Api(a) if a.retryable() => 503,
         Error::Api(a) if a.code == "DomainRecordConflict" || a.code == "DomainRecordDuplicate" => 409,
@@ -806,10 +647,11 @@ fn upstream(e: Error) -> Fail {
 }
 
 /// One line per mutating action, for "who changed my DNS".
-fn audit(req: &Request, action: &str, domain: &str, r: &GoRecord, result: &str) {
+fn audit(req: &Request, action: Action, domain: &str, r: &GoRecord, result: &str) {
     log::notice(format!(
-        "audit: peer={} action={action} domain={domain} name={} type={} value={} route={} ttl={} result={}",
+        "audit: peer={} action={} domain={domain} name={} type={} value={} route={} ttl={} result={}",
         req.peer,
+        action.name(),
         q(&r.name),
         q(&r.rtype),
         q(&r.value),
@@ -1146,6 +988,17 @@ mod tests {
         assert_eq!(listen_addr("8053").unwrap(), "0.0.0.0:8053".parse().unwrap());
         assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
         assert!(listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn upstream_statuses_come_from_the_error_kind() {
+        let net = |timed_out, message: &str| Error::Network { message: message.into(), transient: true, timed_out };
+        assert_eq!(upstream(net(true, "connection lost")).status, 504);
+        assert_eq!(upstream(net(false, "timed out in a word of the message")).status, 502);
+        let api = |code: &str, status| Error::Api(ApiError { status, code: code.into(), ..Default::default() });
+        assert_eq!(upstream(api("ServiceUnavailable", 503)).status, 503);
+        assert_eq!(upstream(api("DomainRecordDuplicate", 400)).status, 409);
+        assert_eq!(upstream(api("InvalidRR.Format", 400)).status, 502);
     }
 
     #[test]

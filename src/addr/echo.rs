@@ -83,6 +83,7 @@ pub fn from_urls(urls: &[String], family: Family, http: &HttpOptions) -> Result<
     Err(Error::Network {
         message: format!("no echo URL gave a public {fam} address: {}", failures.join("; ")),
         transient,
+        timed_out: false,
     })
 }
 

@@ -1,7 +1,7 @@
 //! A test client that behaves like GoEdge's API node (EdgeAPI v1.4.1
-//! `internal/dnsclients/provider_custom_http.go`, goedge-httpdns.md §1–§3): POST
-//! to the URL as configured, compact JSON with sorted top-level keys and records
-//! in struct order, Go's `<>&` escaping, the `Timestamp`/`Token`/`User-Agent`/
+//! `internal/dnsclients/provider_custom_http.go`; docs/protocol-notes.md, "GoEdge
+//! / FlexCDN custom HTTP DNS"): POST to the URL as configured, compact JSON with
+//! sorted top-level keys and records in struct order, Go's `<>&` escaping, the `Timestamp`/`Token`/`User-Agent`/
 //! `Content-Type` headers, a reused keep-alive connection, success only on
 //! exactly 200, and decoding as strict as Go's `json.Unmarshal` into
 //! `dnstypes.Record` (`id` a string, `ttl` an int32).
@@ -193,7 +193,7 @@ impl GoEdge {
         Ok(BufReader::new(io))
     }
 
-    /// One raw POST with the §1 headers; `headers` replaces them when given.
+    /// One raw POST with GoEdge's headers; `headers` replaces them when given.
     pub fn raw(&mut self, body: &str, headers: Option<Vec<(String, String)>>) -> Result<Reply, String> {
         let ts = (now() + self.clock_offset).to_string();
         let headers = headers.unwrap_or_else(|| {
