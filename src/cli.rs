@@ -379,12 +379,19 @@ fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
 }
 
 /// `aliddns check`: what a start would object to, found without starting.
-fn cmd_check(ctx: &Ctx, args: Arguments) -> Result<i32> {
+/// The hidden `--summary` prints shell assignments for the OpenWrt init script instead.
+fn cmd_check(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    let summary = args.contains("--summary");
     positionals(args, &[])?;
     let cfg = &ctx.config;
     let Some(path) = &cfg.path else {
         return Err(Error::Config(format!("{}: no such file", ctx.path.display())));
     };
+    if summary {
+        let doc = config::read_document(path, true)?;
+        print!("{}", crate::summary::Summary::new(cfg, &doc).to_shell());
+        return Ok(0);
+    }
     let ddns = if !cfg.global.enabled {
         "DDNS disabled".to_string()
     } else {

@@ -648,14 +648,7 @@ impl Config {
     /// an empty config only when it is the default path (credentials may come from
     /// the environment), an error otherwise.
     pub fn load_or_default(path: &Path, explicit: bool) -> Result<Config> {
-        let mut doc = if !explicit && !path.exists() {
-            Document { path: path.to_path_buf(), sections: Vec::new() }
-        } else {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
-            parse_document(path, &text)?
-        };
-        apply_env_overrides(&mut doc, |k| std::env::var(k).ok());
+        let doc = read_document(path, explicit)?;
         let mut cfg = Config::from_document(&doc)?;
         if !explicit && !path.exists() {
             cfg.path = None;
@@ -664,6 +657,20 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// The document `load_or_default` interprets: the file (or nothing, for a missing
+/// default file) with the `ALIDDNS_*` environment overrides applied.
+pub fn read_document(path: &Path, explicit: bool) -> Result<Document> {
+    let mut doc = if !explicit && !path.exists() {
+        Document { path: path.to_path_buf(), sections: Vec::new() }
+    } else {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+        parse_document(path, &text)?
+    };
+    apply_env_overrides(&mut doc, |k| std::env::var(k).ok());
+    Ok(doc)
 }
 
 /// A warning when the file holds a secret that every local user can read.

@@ -17,6 +17,7 @@ mod sign;
 mod signal;
 mod state;
 mod status;
+mod summary;
 mod uci;
 
 fn main() {
