@@ -22,7 +22,7 @@ pub struct Summary {
     pub any_interface: bool,
     /// Whether `serve` is enabled and its settings are valid.
     pub serve: bool,
-    /// Why an enabled `serve` cannot start (FILE:LINE: what is wrong).
+    /// Why an enabled `serve` cannot start (`FILE:LINE: what is wrong`).
     pub serve_error: Option<String>,
     /// Fingerprint of what `run` reads (global, feature and record sections).
     pub main_inputs: String,
@@ -97,7 +97,10 @@ fn inputs(doc: &Document, wanted: impl Fn(&SectionKind) -> bool) -> String {
         }
         h.update(b"\n");
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize().iter().take(8).fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// `'value'`, with each `'` written as `'\''`.
