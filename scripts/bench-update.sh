@@ -33,8 +33,29 @@ start_sim() { # $1 = number of records, seeded with an old value
   for i in $(seq 1 "$1"); do args+=(--record "example.com,host$i,AAAA,240e:38a:6c1b:2e00::$i"); done
   "$sim" "${args[@]}" >"$work/sim.out" 2>"$work/sim.err" &
   simpid=$!
-  for _ in $(seq 1 100); do grep -q listening "$work/sim.out" 2>/dev/null && break; sleep 0.05; done
-  endpoint=$(sed -n 's/^listening on //p' "$work/sim.out")
+  # A loaded machine can take seconds to start it: wait up to SIM_START_TIMEOUT
+  # (default 60 s) for its "listening on" line, and stop with a clear error
+  # rather than measuring against no simulator.
+  local waited=0 limit=$((${SIM_START_TIMEOUT:-60} * 20))
+  endpoint=""
+  while [ -z "$endpoint" ]; do
+    endpoint=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null)
+    [ -n "$endpoint" ] && break
+    if ! kill -0 "$simpid" 2>/dev/null; then
+      echo "error: the simulator ($sim) exited before listening:" >&2
+      sed 's/^/  /' "$work/sim.err" >&2
+      simpid=""
+      exit 1
+    fi
+    if [ "$waited" -ge "$limit" ]; then
+      echo "error: the simulator ($sim) printed no 'listening on' line within ${SIM_START_TIMEOUT:-60} s" \
+        "(set SIM_START_TIMEOUT to wait longer); its stderr:" >&2
+      sed 's/^/  /' "$work/sim.err" >&2
+      exit 1
+    fi
+    sleep 0.05
+    waited=$((waited + 1))
+  done
 }
 
 write_conf() { # $1 = number of records
