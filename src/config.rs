@@ -551,46 +551,8 @@ impl Config {
         let path = doc.path.as_path();
         let mut cfg = Config { path: Some(doc.path.clone()), ..Default::default() };
         let global_section = doc.sections.iter().find(|s| s.kind == SectionKind::Global);
-        let empty = Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] };
-        let gs = global_section.unwrap_or(&empty);
-        let g = Reader { path, section: gs, defaults: None };
-        // Record-level keys are allowed in DEFAULT (inherited), so they are not unknown there.
-        let mut global_known: Vec<&str> = GLOBAL_KEYS.to_vec();
-        global_known.extend(RECORD_KEYS);
-        g.warn_unknown(&global_known, &mut cfg.warnings);
-        let gl = &mut cfg.global;
-        gl.enabled = g.boolean("enabled", true)?;
-        gl.access_id = g.string("access_id");
-        gl.access_key = g.string("access_key").map(Secret::new);
-        gl.security_token = g.string("security_token").map(Secret::new);
-        gl.endpoint = g.string("endpoint");
-        if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
-            && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-        {
-            return Err(g.err(e, format!("{} must start with http:// or https://", shown(&e.value))));
-        }
-        gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
-        gl.debug = g.boolean("debug", false)?;
-        if let Some(s) = g.string("state_file") {
-            gl.state_file = PathBuf::from(s);
-        }
-        gl.ip_urls = g.list("ip_urls");
-        gl.ipv6_urls = g.list("ipv6_urls");
-        for (key, urls) in [("ip_urls", &gl.ip_urls), ("ipv6_urls", &gl.ipv6_urls)] {
-            if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-                let e = g.entry(key).expect("a listed URL has an entry");
-                return Err(g.err(e, format!("{} is not an http:// or https:// URL", shown(bad))));
-            }
-        }
-        gl.timeout = g.number("timeout", 1, 300)?.unwrap_or(gl.timeout);
-        gl.verify_interval = g.number("verify_interval", 0, 86_400 * 30)?.unwrap_or(gl.verify_interval);
-        gl.on_change = g.string("on_change");
-        gl.retries = g.number("retries", 0, 10)?.map(|n| n as u32).unwrap_or(gl.retries);
-        gl.retry_delay_ms = g.number("retry_delay_ms", 0, 60_000)?.unwrap_or(gl.retry_delay_ms);
-        gl.ca_file = g.string("ca_file").map(PathBuf::from);
-        gl.ipv6_prefer = g.ipv6_prefer(Ipv6Prefer::Stable)?;
-        let default_prefer = gl.ipv6_prefer;
-
+        cfg.global = read_global(path, global_section, &mut cfg.warnings)?;
+        let default_prefer = cfg.global.ipv6_prefer;
         for s in &doc.sections {
             match &s.kind {
                 SectionKind::Global => {}
@@ -616,25 +578,14 @@ impl Config {
                 SectionKind::HttpDns => {
                     let r = Reader { path, section: s, defaults: None };
                     r.warn_unknown(HTTPDNS_KEYS, &mut cfg.warnings);
-                    cfg.httpdns = Some(HttpDnsConf {
-                        enabled: r.boolean("enabled", true)?,
-                        listen: r.string("listen"),
-                        secret: r.string("secret").map(Secret::new),
-                        domains: r.list("domains").into_iter().map(|d| d.to_ascii_lowercase()).collect(),
-                        max_skew: r.number("max_skew", 1, 86_400)?,
-                        tls_cert: r.string("tls_cert").map(PathBuf::from),
-                        tls_key: r.string("tls_key").map(PathBuf::from),
-                        line: s.line,
-                    });
+                    cfg.httpdns = Some(read_httpdns(&r)?);
                 }
                 SectionKind::Record => {
                     let r = Reader { path, section: s, defaults: global_section };
                     r.warn_unknown(RECORD_KEYS, &mut cfg.warnings);
                     if r.boolean("enabled", true)? {
-                        if let Some(rec) = read_record(&r, default_prefer)? {
-                            cfg.records.push(rec);
-                        }
-                    } else if let Ok(Some(rec)) = read_record(&r, default_prefer) {
+                        cfg.records.push(read_record(&r, default_prefer)?);
+                    } else if let Ok(rec) = read_record(&r, default_prefer) {
                         // Only for `status`; a disabled record may be incomplete.
                         cfg.disabled.push(rec);
                     }
@@ -716,7 +667,61 @@ pub fn apply_env_overrides(doc: &mut Document, env: impl Fn(&str) -> Option<Stri
     g.entries.extend(overrides);
 }
 
-fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<RecordConf>, ConfigError> {
+/// The global section (`[DEFAULT]` / `config global`; defaults when there is none).
+/// Record keys are allowed there (records inherit them), so they are not unknown.
+fn read_global(path: &Path, section: Option<&Section>, warnings: &mut Vec<String>) -> Result<Global, ConfigError> {
+    let empty = Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] };
+    let g = Reader { path, section: section.unwrap_or(&empty), defaults: None };
+    g.warn_unknown(&[GLOBAL_KEYS, RECORD_KEYS].concat(), warnings);
+    let mut gl = Global { enabled: g.boolean("enabled", true)?, ..Global::default() };
+    gl.access_id = g.string("access_id");
+    gl.access_key = g.string("access_key").map(Secret::new);
+    gl.security_token = g.string("security_token").map(Secret::new);
+    gl.endpoint = g.string("endpoint");
+    if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
+        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+    {
+        return Err(g.err(e, format!("{} must start with http:// or https://", shown(&e.value))));
+    }
+    gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
+    gl.debug = g.boolean("debug", false)?;
+    if let Some(s) = g.string("state_file") {
+        gl.state_file = PathBuf::from(s);
+    }
+    gl.ip_urls = g.list("ip_urls");
+    gl.ipv6_urls = g.list("ipv6_urls");
+    for (key, urls) in [("ip_urls", &gl.ip_urls), ("ipv6_urls", &gl.ipv6_urls)] {
+        if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            let e = g.entry(key).expect("a listed URL has an entry");
+            return Err(g.err(e, format!("{} is not an http:// or https:// URL", shown(bad))));
+        }
+    }
+    gl.timeout = g.number("timeout", 1, 300)?.unwrap_or(gl.timeout);
+    gl.verify_interval = g.number("verify_interval", 0, 86_400 * 30)?.unwrap_or(gl.verify_interval);
+    gl.on_change = g.string("on_change");
+    gl.retries = g.number("retries", 0, 10)?.map(|n| n as u32).unwrap_or(gl.retries);
+    gl.retry_delay_ms = g.number("retry_delay_ms", 0, 60_000)?.unwrap_or(gl.retry_delay_ms);
+    gl.ca_file = g.string("ca_file").map(PathBuf::from);
+    gl.ipv6_prefer = g.ipv6_prefer(Ipv6Prefer::Stable)?;
+    Ok(gl)
+}
+
+/// The `[httpdns]` / `config httpdns` section, for `serve`.
+fn read_httpdns(r: &Reader<'_>) -> Result<HttpDnsConf, ConfigError> {
+    Ok(HttpDnsConf {
+        enabled: r.boolean("enabled", true)?,
+        listen: r.string("listen"),
+        secret: r.string("secret").map(Secret::new),
+        domains: r.list("domains").into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+        max_skew: r.number("max_skew", 1, 86_400)?,
+        tls_cert: r.string("tls_cert").map(PathBuf::from),
+        tls_key: r.string("tls_key").map(PathBuf::from),
+        line: r.section.line,
+    })
+}
+
+/// One record section; a missing or malformed key is an error naming it.
+fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<RecordConf, ConfigError> {
     let s = r.section;
     let domain = r.string("domain").ok_or_else(|| r.missing("domain"))?.trim_end_matches('.').to_ascii_lowercase();
     if !valid_name(&domain) || !domain.contains('.') {
@@ -757,7 +762,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
             Some(v)
         }
     };
-    Ok(Some(RecordConf {
+    Ok(RecordConf {
         section: s.name.clone(),
         line: s.line,
         domain,
@@ -769,7 +774,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
         interface,
         ipv6_suffix,
         ipv6_prefer: r.ipv6_prefer(default_prefer)?,
-    }))
+    })
 }
 
 fn valid_name(s: &str) -> bool {
