@@ -18,7 +18,6 @@ mod signal;
 mod state;
 mod status;
 mod summary;
-mod uci;
 
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());

@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
+pub mod uci;
+
 /// Where the config is looked for when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliddns.conf";
 /// OpenWrt's UCI config, used when `-c` is not given and [`DEFAULT_PATH`] does not
@@ -197,10 +199,10 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
 }
 
 /// Parses a config file of either supported format, detected from its content:
-/// UCI (`/etc/config/aliddns`, see [`crate::uci`]) when the first command is
+/// UCI (`/etc/config/aliddns`, see [`uci`]) when the first command is
 /// `config …` or `package …`, INI otherwise.
 pub fn parse_document(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    if crate::uci::looks_like_uci(text) { crate::uci::parse_uci(path, text) } else { parse_ini(path, text) }
+    if uci::looks_like_uci(text) { uci::parse_uci(path, text) } else { parse_ini(path, text) }
 }
 
 /// Redacts itself in `Debug` so a secret never reaches a log by accident.

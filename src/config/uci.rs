@@ -442,7 +442,7 @@ mod tests {
     }
 
     /// The default `/etc/config/aliddns` the package installs.
-    const SHIPPED: &str = include_str!("../openwrt/files/aliddns.config");
+    const SHIPPED: &str = include_str!("../../openwrt/files/aliddns.config");
 
     /// A filled-in router config, written the way people write them.
     const SAMPLE: &str = "\
@@ -491,9 +491,9 @@ config httpdns 'httpdns'
     /// Written by the real `uci` (libuci from the libuci-sys crate's vendored
     /// source, see openwrt/tests/gen-uci-fixture.sh): `uci set`/`add`/`add_list`,
     /// then `uci commit`, with values that need its quoting.
-    const UCI_COMMITTED: &str = include_str!("../openwrt/tests/fixtures/uci-commit.conf");
+    const UCI_COMMITTED: &str = include_str!("../../openwrt/tests/fixtures/uci-commit.conf");
     /// The same package through `uci export` (adds a `package` line).
-    const UCI_EXPORTED: &str = include_str!("../openwrt/tests/fixtures/uci-export.conf");
+    const UCI_EXPORTED: &str = include_str!("../../openwrt/tests/fixtures/uci-export.conf");
 
     #[test]
     fn detects_the_format() {
