@@ -7,7 +7,12 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
+mod document;
+mod ini;
 pub mod uci;
+
+pub use document::{ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, RECORD_KEYS, Section, SectionKind};
+pub use ini::parse_ini;
 
 /// Where the config is looked for when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliddns.conf";
@@ -28,175 +33,6 @@ fn pick_default(primary: &Path, openwrt: &Path) -> PathBuf {
 pub const DEFAULT_STATE_FILE: &str = "/var/run/aliddns/state";
 /// AliDNS's public endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://alidns.aliyuncs.com/";
-
-/// What a section configures, whatever the file format called it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SectionKind {
-    /// `[DEFAULT]` (INI) or `config global` (UCI): credentials and run-wide settings.
-    Global,
-    /// `[feature_NAME]`: the original client's optional features.
-    Feature(String),
-    /// `[httpdns]` (INI) or `config httpdns` (UCI): the `serve` bridge.
-    HttpDns,
-    /// Any other INI section, or `config record`: one DNS record to keep current.
-    Record,
-}
-
-/// One `key=value` (INI) or `option`/`list` (UCI) line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Lowercased key.
-    pub key: String,
-    /// Value with surrounding whitespace (and UCI quoting) removed.
-    pub value: String,
-    /// 1-based line number, for error messages.
-    pub line: usize,
-}
-
-/// A section of either format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
-    /// What the section configures.
-    pub kind: SectionKind,
-    /// The INI section name, or the UCI section name (may be empty when anonymous).
-    pub name: String,
-    /// 1-based line of the header.
-    pub line: usize,
-    /// Entries in file order; a UCI `list` gives one entry per value.
-    pub entries: Vec<Entry>,
-}
-
-impl Section {
-    /// The last value given for `key` (later lines override earlier ones).
-    pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.iter().rev().find(|e| e.key == key)
-    }
-
-    /// Every value given for `key`, in order (UCI lists).
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| e.key == key)
-    }
-
-    /// How the section is named in messages: `[www]` or `record 'www'`.
-    pub fn label(&self) -> String {
-        if self.name.is_empty() { format!("section at line {}", self.line) } else { format!("[{}]", self.name) }
-    }
-}
-
-/// A parsed file, before any key is interpreted.
-#[derive(Debug, Clone, Default)]
-pub struct Document {
-    /// The file it came from, for messages.
-    pub path: PathBuf,
-    /// Sections in file order.
-    pub sections: Vec<Section>,
-}
-
-/// A config problem located in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line, 0 when the problem is the file as a whole.
-    pub line: usize,
-    /// The key concerned, if any.
-    pub key: Option<String>,
-    /// What is wrong and, where it helps, what is expected.
-    pub message: String,
-}
-
-impl ConfigError {
-    /// A problem at `line` (0 = the file as a whole), about `key` if given.
-    pub fn at(path: &Path, line: usize, key: Option<&str>, message: String) -> ConfigError {
-        ConfigError { path: path.to_path_buf(), line, key: key.map(str::to_string), message }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        if let Some(k) = &self.key {
-            write!(f, ": {k}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e.to_string())
-    }
-}
-
-/// Parses the INI dialect of Python's ConfigParser as the original client used it:
-/// `[section]`, `key=value` or `key: value`, `#`/`;` comment lines, indented
-/// continuation lines, case-insensitive keys.
-pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    let err = |line: usize, key: Option<&str>, message: String| ConfigError::at(path, line, key, message);
-    let mut doc = Document { path: path.to_path_buf(), sections: Vec::new() };
-    for (idx, raw) in text.lines().enumerate() {
-        let lineno = idx + 1;
-        let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if raw.starts_with([' ', '\t']) {
-            // Continuation of the previous value (ConfigParser multi-line values).
-            if let Some(e) = doc.sections.last_mut().and_then(|s| s.entries.last_mut()) {
-                e.value.push('\n');
-                e.value.push_str(line);
-                continue;
-            }
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            let Some(name) = rest.strip_suffix(']') else {
-                return Err(err(lineno, None, "the section header lacks the closing ']'".into()));
-            };
-            let name = name.trim().to_string();
-            if name.is_empty() {
-                return Err(err(lineno, None, "empty section name".into()));
-            }
-            if let Some(prev) = doc.sections.iter().find(|s| s.name == name) {
-                return Err(err(lineno, None, format!("section [{name}] already defined at line {}", prev.line)));
-            }
-            let kind = if name == "DEFAULT" {
-                SectionKind::Global
-            } else if let Some(f) = name.strip_prefix("feature_") {
-                SectionKind::Feature(f.to_string())
-            } else if name.eq_ignore_ascii_case("httpdns") {
-                SectionKind::HttpDns
-            } else {
-                SectionKind::Record
-            };
-            doc.sections.push(Section { kind, name, line: lineno, entries: Vec::new() });
-            continue;
-        }
-        let pos = line.find(['=', ':']);
-        let Some(pos) = pos else {
-            // The line is not echoed: it may be `access_key SECRET` missing its '='.
-            let first = line.split_whitespace().next().unwrap_or_default();
-            // Named only when it is one of ours: a lone word could be the secret itself.
-            let first = first.to_ascii_lowercase();
-            let known = [GLOBAL_KEYS, RECORD_KEYS, HTTPDNS_KEYS, &["enable"]].concat();
-            let key = known.contains(&first.as_str()).then_some(first.as_str());
-            return Err(err(lineno, key, "expected 'key = value' (no '=' or ':' on the line)".into()));
-        };
-        let key = line[..pos].trim().to_ascii_lowercase();
-        let value = line[pos + 1..].trim().to_string();
-        if key.is_empty() {
-            return Err(err(lineno, None, "a value without a key".into()));
-        }
-        let Some(section) = doc.sections.last_mut() else {
-            return Err(err(lineno, Some(&key), "key outside of any [section]; put it under [DEFAULT]".into()));
-        };
-        section.entries.push(Entry { key, value, line: lineno });
-    }
-    Ok(doc)
-}
 
 /// Parses a config file of either supported format, detected from its content:
 /// UCI (`/etc/config/aliddns`, see [`uci`]) when the first command is
@@ -398,40 +234,6 @@ pub struct Config {
     /// Non-fatal findings (unknown keys), to print once.
     pub warnings: Vec<String>,
 }
-
-const GLOBAL_KEYS: &[&str] = &[
-    "access_id",
-    "access_key",
-    "security_token",
-    "endpoint",
-    "interval",
-    "debug",
-    "state_file",
-    "ip_urls",
-    "ipv6_urls",
-    "timeout",
-    "verify_interval",
-    "on_change",
-    "retries",
-    "retry_delay_ms",
-    "ca_file",
-    "ipv6_prefer",
-    "enabled",
-];
-const RECORD_KEYS: &[&str] = &[
-    "domain",
-    "sub_domain",
-    "rr",
-    "type",
-    "ttl",
-    "line",
-    "create",
-    "interface",
-    "ipv6_suffix",
-    "ipv6_prefer",
-    "enabled",
-];
-const HTTPDNS_KEYS: &[&str] = &["enabled", "listen", "secret", "domains", "max_skew", "tls_cert", "tls_key"];
 
 /// Typed access to a section's values with located errors.
 struct Reader<'a> {

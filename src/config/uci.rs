@@ -19,7 +19,7 @@
 //! sound while the daemon kept "succeeding" with nothing to do. Unknown *options*
 //! stay warnings, as in the INI format.
 
-use crate::config::{ConfigError, Document, Entry, Section, SectionKind};
+use super::document::{ConfigError, Document, Entry, Section, SectionKind};
 use std::path::Path;
 
 /// Whether `text` is UCI rather than INI: its first line that is neither blank nor a
