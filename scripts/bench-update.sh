@@ -18,6 +18,9 @@ cargo build --release -q -p alidns-sim --bin alidns-sim
 bin=target/release/aliddns
 sim=target/release/alidns-sim
 
+# `set -e` would otherwise end the script without a word when a step fails.
+trap 'echo "error: scripts/bench-update.sh stopped at line $LINENO (exit status $?)" >&2' ERR
+
 work=$(mktemp -d)
 simpid=""
 cleanup() { [ -n "$simpid" ] && kill "$simpid" 2>/dev/null; rm -rf "$work"; }
@@ -78,7 +81,8 @@ measure() { # prints "rss_kb wall_ms" (GNU time's own wall clock has 10 ms steps
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk '{printf "%.1f", $1/10}'; } # tenths of a millisecond -> ms
-calls() { curl -s "${endpoint}_sim/calls" 2>/dev/null | sed -n 's/.*"total":\([0-9]*\).*/\1/p'; }
+# The simulator's call count; empty (shown as "?") if it cannot be read.
+calls() { curl -s --max-time 10 "${endpoint}_sim/calls" 2>/dev/null | sed -n 's/.*"total":\([0-9]*\).*/\1/p' || true; }
 
 printf '| records | pass | API calls | peak RSS (KB) | wall (ms) |\n|---|---|---|---|---|\n'
 for n in 1 20; do
