@@ -110,6 +110,9 @@ impl From<ConfigError> for Error {
     }
 }
 
+// The keys the parser knows, per section: anything else is warned about as unknown.
+// docs/configuration.md documents exactly these, so a key added here goes there too.
+
 /// Keys of `[DEFAULT]` / `config global` (record keys are accepted there too, as defaults).
 pub const GLOBAL_KEYS: &[&str] = &[
     "access_id",
@@ -146,3 +149,6 @@ pub const RECORD_KEYS: &[&str] = &[
 ];
 /// Keys of `[httpdns]` / `config httpdns`.
 pub const HTTPDNS_KEYS: &[&str] = &["enabled", "listen", "secret", "domains", "max_skew", "tls_cert", "tls_key"];
+
+/// Keys of `[feature_public_ip_from_nic]`, the original client's only feature section.
+pub const NIC_FEATURE_KEYS: &[&str] = &["enable", "interface"];

@@ -1,6 +1,8 @@
 //! The INI dialect of the original Python client (`/etc/aliddns.conf`).
 
-use super::document::{ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, RECORD_KEYS, Section, SectionKind};
+use super::document::{
+    ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, NIC_FEATURE_KEYS, RECORD_KEYS, Section, SectionKind,
+};
 use std::path::Path;
 
 /// Parses the INI dialect of Python's ConfigParser as the original client used it:
@@ -53,7 +55,7 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
             let first = line.split_whitespace().next().unwrap_or_default();
             // Named only when it is one of ours: a lone word could be the secret itself.
             let first = first.to_ascii_lowercase();
-            let known = [GLOBAL_KEYS, RECORD_KEYS, HTTPDNS_KEYS, &["enable"]].concat();
+            let known = [GLOBAL_KEYS, RECORD_KEYS, HTTPDNS_KEYS, NIC_FEATURE_KEYS].concat();
             let key = known.contains(&first.as_str()).then_some(first.as_str());
             return Err(err(lineno, key, "expected 'key = value' (no '=' or ':' on the line)".into()));
         };

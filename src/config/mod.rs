@@ -11,7 +11,9 @@ mod document;
 mod ini;
 pub mod uci;
 
-pub use document::{ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, RECORD_KEYS, Section, SectionKind};
+pub use document::{
+    ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, NIC_FEATURE_KEYS, RECORD_KEYS, Section, SectionKind,
+};
 pub use ini::parse_ini;
 
 /// Where the config is looked for when `-c` is not given.
@@ -363,7 +365,7 @@ impl Config {
                 SectionKind::Feature(name) => {
                     let r = Reader { path, section: s, defaults: None };
                     if name == "public_ip_from_nic" {
-                        r.warn_unknown(&["enable", "interface"], &mut cfg.warnings);
+                        r.warn_unknown(NIC_FEATURE_KEYS, &mut cfg.warnings);
                         if r.boolean("enable", false)? {
                             match r.string("interface") {
                                 Some(i) => cfg.global.nic_interface = Some(i),
