@@ -165,6 +165,13 @@ mod tests {
     }
 
     #[test]
+    fn the_init_scripts_variable_is_no_config_override() {
+        // The init script passes ALIDDNS_INPUTS to each instance; ALIDDNS_<KEY>
+        // overrides a global key, so no key may be called `inputs`.
+        assert!(!crate::config::GLOBAL_KEYS.contains(&"inputs"));
+    }
+
+    #[test]
     fn shell_output_quotes_everything() {
         let s = Summary {
             enabled: true,
