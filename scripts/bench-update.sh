@@ -34,6 +34,9 @@ start_sim() { # $1 = number of records, seeded with an old value
   if [ -n "$simpid" ]; then kill "$simpid" 2>/dev/null || true; wait "$simpid" 2>/dev/null || true; fi
   local args=(--listen 127.0.0.1:0 --domain example.com)
   for i in $(seq 1 "$1"); do args+=(--record "example.com,host$i,AAAA,240e:38a:6c1b:2e00::$i"); done
+  # A fresh file: the previous simulator's "listening on" line must not be read
+  # before this one's shell has truncated it (it named a port now closed).
+  rm -f "$work/sim.out"
   "$sim" "${args[@]}" >"$work/sim.out" 2>"$work/sim.err" &
   simpid=$!
   # A loaded machine can take seconds to start it: wait up to SIM_START_TIMEOUT
