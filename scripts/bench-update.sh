@@ -18,6 +18,9 @@ cargo build --release -q -p alidns-sim --bin alidns-sim
 bin=target/release/aliddns
 sim=target/release/alidns-sim
 
+# `set -e` would otherwise end the script without a word when a step fails.
+trap 'echo "error: scripts/bench-update.sh stopped at line $LINENO (exit status $?)" >&2' ERR
+
 work=$(mktemp -d)
 simpid=""
 cleanup() { [ -n "$simpid" ] && kill "$simpid" 2>/dev/null; rm -rf "$work"; }
@@ -31,10 +34,34 @@ start_sim() { # $1 = number of records, seeded with an old value
   if [ -n "$simpid" ]; then kill "$simpid" 2>/dev/null || true; wait "$simpid" 2>/dev/null || true; fi
   local args=(--listen 127.0.0.1:0 --domain example.com)
   for i in $(seq 1 "$1"); do args+=(--record "example.com,host$i,AAAA,240e:38a:6c1b:2e00::$i"); done
+  # A fresh file: the previous simulator's "listening on" line must not be read
+  # before this one's shell has truncated it (it named a port now closed).
+  rm -f "$work/sim.out"
   "$sim" "${args[@]}" >"$work/sim.out" 2>"$work/sim.err" &
   simpid=$!
-  for _ in $(seq 1 100); do grep -q listening "$work/sim.out" 2>/dev/null && break; sleep 0.05; done
-  endpoint=$(sed -n 's/^listening on //p' "$work/sim.out")
+  # A loaded machine can take seconds to start it: wait up to SIM_START_TIMEOUT
+  # (default 60 s) for its "listening on" line, and stop with a clear error
+  # rather than measuring against no simulator.
+  local waited=0 limit=$((${SIM_START_TIMEOUT:-60} * 20))
+  endpoint=""
+  while [ -z "$endpoint" ]; do
+    endpoint=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null)
+    [ -n "$endpoint" ] && break
+    if ! kill -0 "$simpid" 2>/dev/null; then
+      echo "error: the simulator ($sim) exited before listening:" >&2
+      sed 's/^/  /' "$work/sim.err" >&2
+      simpid=""
+      exit 1
+    fi
+    if [ "$waited" -ge "$limit" ]; then
+      echo "error: the simulator ($sim) printed no 'listening on' line within ${SIM_START_TIMEOUT:-60} s" \
+        "(set SIM_START_TIMEOUT to wait longer); its stderr:" >&2
+      sed 's/^/  /' "$work/sim.err" >&2
+      exit 1
+    fi
+    sleep 0.05
+    waited=$((waited + 1))
+  done
 }
 
 write_conf() { # $1 = number of records
@@ -57,7 +84,8 @@ measure() { # prints "rss_kb wall_ms" (GNU time's own wall clock has 10 ms steps
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk '{printf "%.1f", $1/10}'; } # tenths of a millisecond -> ms
-calls() { curl -s "${endpoint}_sim/calls" 2>/dev/null | sed -n 's/.*"total":\([0-9]*\).*/\1/p'; }
+# The simulator's call count; empty (shown as "?") if it cannot be read.
+calls() { curl -s --max-time 10 "${endpoint}_sim/calls" 2>/dev/null | sed -n 's/.*"total":\([0-9]*\).*/\1/p' || true; }
 
 printf '| records | pass | API calls | peak RSS (KB) | wall (ms) |\n|---|---|---|---|---|\n'
 for n in 1 20; do

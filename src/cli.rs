@@ -135,6 +135,27 @@ Serves the GoEdge/FlexCDN \"custom HTTP DNS\" protocol and turns each action int
 AliDNS calls. Settings are in the config's [httpdns] section (secret is required).
 ";
 
+/// A command: its name on the command line, its `--help` text and what runs it
+/// (after the config is loaded). `help` itself is not one: it needs no config.
+struct Command {
+    name: &'static str,
+    help: &'static str,
+    run: fn(&Ctx, Arguments) -> Result<i32>,
+}
+
+/// Every command, in the order of the main help.
+const COMMANDS: &[Command] = &[
+    Command { name: "update", help: UPDATE_HELP, run: cmd_update },
+    Command { name: "run", help: RUN_HELP, run: cmd_run },
+    Command { name: "ip", help: IP_HELP, run: cmd_ip },
+    Command { name: "status", help: STATUS_HELP, run: cmd_status },
+    Command { name: "serve", help: SERVE_HELP, run: cmd_serve },
+    Command { name: "check", help: CHECK_HELP, run: cmd_check },
+    Command { name: "domains", help: DOMAINS_HELP, run: cmd_domains },
+    Command { name: "lines", help: LINES_HELP, run: cmd_lines },
+    Command { name: "records", help: RECORDS_HELP, run: cmd_records },
+];
+
 /// Options every command shares.
 pub struct Ctx {
     /// The loaded config (empty when the default file does not exist).
@@ -198,21 +219,15 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         print!("{MAIN_HELP}");
         return Ok(if help { 0 } else { 2 });
     };
-    let sub_help = match cmd.as_str() {
-        "domains" => DOMAINS_HELP,
-        "lines" => LINES_HELP,
-        "records" => RECORDS_HELP,
-        "update" => UPDATE_HELP,
-        "run" => RUN_HELP,
-        "ip" => IP_HELP,
-        "serve" => SERVE_HELP,
-        "check" => CHECK_HELP,
-        "status" => STATUS_HELP,
-        "help" => MAIN_HELP,
-        other => return Err(usage(format!("unknown command '{other}'; see aliddns --help"))),
+    if cmd == "help" {
+        print!("{MAIN_HELP}");
+        return Ok(0);
+    }
+    let Some(command) = COMMANDS.iter().find(|c| c.name == cmd) else {
+        return Err(usage(format!("unknown command '{cmd}'; see aliddns --help")));
     };
-    if help || cmd == "help" {
-        print!("{sub_help}");
+    if help {
+        print!("{}", command.help);
         return Ok(0);
     }
     log::set_verbose(verbose);
@@ -226,18 +241,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         log::warn(w);
     }
     let ctx = Ctx { config, endpoint, json, path };
-    match cmd.as_str() {
-        "domains" => cmd_domains(&ctx, args),
-        "lines" => cmd_lines(&ctx, args),
-        "records" => cmd_records(&ctx, args),
-        "serve" => cmd_serve(&ctx, args),
-        "update" => cmd_update(&ctx, args),
-        "run" => cmd_run(&ctx, args),
-        "ip" => cmd_ip(&ctx, args),
-        "check" => cmd_check(&ctx, args),
-        "status" => cmd_status(&ctx, args),
-        _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
-    }
+    (command.run)(&ctx, args)
 }
 
 /// `aliddns --version`: version, target triple and compiled-in features.
@@ -379,16 +383,23 @@ fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
 }
 
 /// `aliddns check`: what a start would object to, found without starting.
-fn cmd_check(ctx: &Ctx, args: Arguments) -> Result<i32> {
+/// The hidden `--summary` prints shell assignments for the OpenWrt init script instead.
+fn cmd_check(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
+    let summary = args.contains("--summary");
     positionals(args, &[])?;
     let cfg = &ctx.config;
     let Some(path) = &cfg.path else {
         return Err(Error::Config(format!("{}: no such file", ctx.path.display())));
     };
-    let ddns = if !cfg.global.enabled {
-        "DDNS disabled".to_string()
-    } else {
+    if summary {
+        let doc = config::read_document(path, true)?;
+        print!("{}", crate::summary::Summary::new(cfg, &doc).to_shell());
+        return Ok(0);
+    }
+    let ddns = if cfg.global.enabled {
         format!("DDNS enabled, {} record(s), every {}s", cfg.records.len(), cfg.global.interval)
+    } else {
+        "DDNS disabled".to_string()
     };
     let serve = match &cfg.httpdns {
         Some(h) if h.enabled => format!("serve on {}", crate::serve::Settings::from_config(cfg, None)?.listen),
@@ -396,9 +407,9 @@ fn cmd_check(ctx: &Ctx, args: Arguments) -> Result<i32> {
     };
     let line = format!("{}: ok: {ddns}; {serve}", path.display());
     if log::to_syslog() {
-        log::info(&line)
+        log::info(&line);
     } else {
-        println!("{line}")
+        println!("{line}");
     }
     Ok(0)
 }
@@ -573,6 +584,14 @@ mod tests {
         assert_eq!(run_args(&["--endpoint", "ftp://x", "domains"]).unwrap_err().exit_code(), 2);
         assert_eq!(run_args(&["-c", "/nonexistent/aliddns.conf", "domains"]).unwrap_err().exit_code(), 2);
         assert_eq!(run_args(&["records"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_main_help_lists_every_command() {
+        for c in COMMANDS {
+            assert!(MAIN_HELP.contains(&format!("\n  {}", c.name)), "{} missing from the main help", c.name);
+            assert!(c.help.starts_with(&format!("Usage: aliddns {}", c.name)) || c.name == "records", "{}", c.name);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates openwrt/tests/fixtures/uci-{commit,export}.conf with the real `uci`
-# command, so src/uci.rs is tested against libuci's own quoting, not our idea of it.
+# command, so src/config/uci.rs is tested against libuci's own quoting, not our idea of it.
 #
 # Debian has no `uci` package. libuci's source ships inside the libuci-sys crate
 # (crates.io), so this builds the CLI from there with gcc:

@@ -28,7 +28,7 @@ var TRIGGER_ARGS = [ 'trigger' ];
  * string argument into innerHTML, an array element into a text node.
  */
 
-/* The same rules as the binary (src/config.rs) applies when it reads the file. */
+/* The same rules as the binary (src/config/) applies when it reads the file. */
 var RE_LABEL = /^[A-Za-z0-9_-]{1,63}$/;
 var RE_URL = /^https?:\/\/\S+$/;
 var RE_PORT = /^:?([0-9]{1,5})$/;

@@ -7,6 +7,15 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
+mod document;
+mod ini;
+pub mod uci;
+
+pub use document::{
+    ConfigError, Document, Entry, GLOBAL_KEYS, HTTPDNS_KEYS, NIC_FEATURE_KEYS, RECORD_KEYS, Section, SectionKind,
+};
+pub use ini::parse_ini;
+
 /// Where the config is looked for when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliddns.conf";
 /// OpenWrt's UCI config, used when `-c` is not given and [`DEFAULT_PATH`] does not
@@ -27,180 +36,11 @@ pub const DEFAULT_STATE_FILE: &str = "/var/run/aliddns/state";
 /// AliDNS's public endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://alidns.aliyuncs.com/";
 
-/// What a section configures, whatever the file format called it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SectionKind {
-    /// `[DEFAULT]` (INI) or `config global` (UCI): credentials and run-wide settings.
-    Global,
-    /// `[feature_NAME]`: the original client's optional features.
-    Feature(String),
-    /// `[httpdns]` (INI) or `config httpdns` (UCI): the `serve` bridge.
-    HttpDns,
-    /// Any other INI section, or `config record`: one DNS record to keep current.
-    Record,
-}
-
-/// One `key=value` (INI) or `option`/`list` (UCI) line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Lowercased key.
-    pub key: String,
-    /// Value with surrounding whitespace (and UCI quoting) removed.
-    pub value: String,
-    /// 1-based line number, for error messages.
-    pub line: usize,
-}
-
-/// A section of either format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
-    /// What the section configures.
-    pub kind: SectionKind,
-    /// The INI section name, or the UCI section name (may be empty when anonymous).
-    pub name: String,
-    /// 1-based line of the header.
-    pub line: usize,
-    /// Entries in file order; a UCI `list` gives one entry per value.
-    pub entries: Vec<Entry>,
-}
-
-impl Section {
-    /// The last value given for `key` (later lines override earlier ones).
-    pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.iter().rev().find(|e| e.key == key)
-    }
-
-    /// Every value given for `key`, in order (UCI lists).
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| e.key == key)
-    }
-
-    /// How the section is named in messages: `[www]` or `record 'www'`.
-    pub fn label(&self) -> String {
-        if self.name.is_empty() { format!("section at line {}", self.line) } else { format!("[{}]", self.name) }
-    }
-}
-
-/// A parsed file, before any key is interpreted.
-#[derive(Debug, Clone, Default)]
-pub struct Document {
-    /// The file it came from, for messages.
-    pub path: PathBuf,
-    /// Sections in file order.
-    pub sections: Vec<Section>,
-}
-
-/// A config problem located in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line, 0 when the problem is the file as a whole.
-    pub line: usize,
-    /// The key concerned, if any.
-    pub key: Option<String>,
-    /// What is wrong and, where it helps, what is expected.
-    pub message: String,
-}
-
-impl ConfigError {
-    /// A problem at `line` (0 = the file as a whole), about `key` if given.
-    pub fn at(path: &Path, line: usize, key: Option<&str>, message: String) -> ConfigError {
-        ConfigError { path: path.to_path_buf(), line, key: key.map(str::to_string), message }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-        }
-        if let Some(k) = &self.key {
-            write!(f, ": {k}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e.to_string())
-    }
-}
-
-/// Parses the INI dialect of Python's ConfigParser as the original client used it:
-/// `[section]`, `key=value` or `key: value`, `#`/`;` comment lines, indented
-/// continuation lines, case-insensitive keys.
-pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    let err = |line: usize, key: Option<&str>, message: String| ConfigError::at(path, line, key, message);
-    let mut doc = Document { path: path.to_path_buf(), sections: Vec::new() };
-    for (idx, raw) in text.lines().enumerate() {
-        let lineno = idx + 1;
-        let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if raw.starts_with([' ', '\t']) {
-            // Continuation of the previous value (ConfigParser multi-line values).
-            if let Some(e) = doc.sections.last_mut().and_then(|s| s.entries.last_mut()) {
-                e.value.push('\n');
-                e.value.push_str(line);
-                continue;
-            }
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            let Some(name) = rest.strip_suffix(']') else {
-                return Err(err(lineno, None, "the section header lacks the closing ']'".into()));
-            };
-            let name = name.trim().to_string();
-            if name.is_empty() {
-                return Err(err(lineno, None, "empty section name".into()));
-            }
-            if let Some(prev) = doc.sections.iter().find(|s| s.name == name) {
-                return Err(err(lineno, None, format!("section [{name}] already defined at line {}", prev.line)));
-            }
-            let kind = if name == "DEFAULT" {
-                SectionKind::Global
-            } else if let Some(f) = name.strip_prefix("feature_") {
-                SectionKind::Feature(f.to_string())
-            } else if name.eq_ignore_ascii_case("httpdns") {
-                SectionKind::HttpDns
-            } else {
-                SectionKind::Record
-            };
-            doc.sections.push(Section { kind, name, line: lineno, entries: Vec::new() });
-            continue;
-        }
-        let pos = line.find(['=', ':']);
-        let Some(pos) = pos else {
-            // The line is not echoed: it may be `access_key SECRET` missing its '='.
-            let first = line.split_whitespace().next().unwrap_or_default();
-            // Named only when it is one of ours: a lone word could be the secret itself.
-            let first = first.to_ascii_lowercase();
-            let known = [GLOBAL_KEYS, RECORD_KEYS, HTTPDNS_KEYS, &["enable"]].concat();
-            let key = known.contains(&first.as_str()).then_some(first.as_str());
-            return Err(err(lineno, key, "expected 'key = value' (no '=' or ':' on the line)".into()));
-        };
-        let key = line[..pos].trim().to_ascii_lowercase();
-        let value = line[pos + 1..].trim().to_string();
-        if key.is_empty() {
-            return Err(err(lineno, None, "a value without a key".into()));
-        }
-        let Some(section) = doc.sections.last_mut() else {
-            return Err(err(lineno, Some(&key), "key outside of any [section]; put it under [DEFAULT]".into()));
-        };
-        section.entries.push(Entry { key, value, line: lineno });
-    }
-    Ok(doc)
-}
-
 /// Parses a config file of either supported format, detected from its content:
-/// UCI (`/etc/config/aliddns`, see [`crate::uci`]) when the first command is
+/// UCI (`/etc/config/aliddns`, see [`uci`]) when the first command is
 /// `config …` or `package …`, INI otherwise.
 pub fn parse_document(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    if crate::uci::looks_like_uci(text) { crate::uci::parse_uci(path, text) } else { parse_ini(path, text) }
+    if uci::looks_like_uci(text) { uci::parse_uci(path, text) } else { parse_ini(path, text) }
 }
 
 /// Redacts itself in `Debug` so a secret never reaches a log by accident.
@@ -397,40 +237,6 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-const GLOBAL_KEYS: &[&str] = &[
-    "access_id",
-    "access_key",
-    "security_token",
-    "endpoint",
-    "interval",
-    "debug",
-    "state_file",
-    "ip_urls",
-    "ipv6_urls",
-    "timeout",
-    "verify_interval",
-    "on_change",
-    "retries",
-    "retry_delay_ms",
-    "ca_file",
-    "ipv6_prefer",
-    "enabled",
-];
-const RECORD_KEYS: &[&str] = &[
-    "domain",
-    "sub_domain",
-    "rr",
-    "type",
-    "ttl",
-    "line",
-    "create",
-    "interface",
-    "ipv6_suffix",
-    "ipv6_prefer",
-    "enabled",
-];
-const HTTPDNS_KEYS: &[&str] = &["enabled", "listen", "secret", "domains", "max_skew", "tls_cert", "tls_key"];
-
 /// Typed access to a section's values with located errors.
 struct Reader<'a> {
     path: &'a Path,
@@ -581,53 +387,15 @@ impl Config {
         let path = doc.path.as_path();
         let mut cfg = Config { path: Some(doc.path.clone()), ..Default::default() };
         let global_section = doc.sections.iter().find(|s| s.kind == SectionKind::Global);
-        let empty = Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] };
-        let gs = global_section.unwrap_or(&empty);
-        let g = Reader { path, section: gs, defaults: None };
-        // Record-level keys are allowed in DEFAULT (inherited), so they are not unknown there.
-        let mut global_known: Vec<&str> = GLOBAL_KEYS.to_vec();
-        global_known.extend(RECORD_KEYS);
-        g.warn_unknown(&global_known, &mut cfg.warnings);
-        let gl = &mut cfg.global;
-        gl.enabled = g.boolean("enabled", true)?;
-        gl.access_id = g.string("access_id");
-        gl.access_key = g.string("access_key").map(Secret::new);
-        gl.security_token = g.string("security_token").map(Secret::new);
-        gl.endpoint = g.string("endpoint");
-        if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
-            && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-        {
-            return Err(g.err(e, format!("{} must start with http:// or https://", shown(&e.value))));
-        }
-        gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
-        gl.debug = g.boolean("debug", false)?;
-        if let Some(s) = g.string("state_file") {
-            gl.state_file = PathBuf::from(s);
-        }
-        gl.ip_urls = g.list("ip_urls");
-        gl.ipv6_urls = g.list("ipv6_urls");
-        for (key, urls) in [("ip_urls", &gl.ip_urls), ("ipv6_urls", &gl.ipv6_urls)] {
-            if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-                let e = g.entry(key).expect("a listed URL has an entry");
-                return Err(g.err(e, format!("{} is not an http:// or https:// URL", shown(bad))));
-            }
-        }
-        gl.timeout = g.number("timeout", 1, 300)?.unwrap_or(gl.timeout);
-        gl.verify_interval = g.number("verify_interval", 0, 86_400 * 30)?.unwrap_or(gl.verify_interval);
-        gl.on_change = g.string("on_change");
-        gl.retries = g.number("retries", 0, 10)?.map(|n| n as u32).unwrap_or(gl.retries);
-        gl.retry_delay_ms = g.number("retry_delay_ms", 0, 60_000)?.unwrap_or(gl.retry_delay_ms);
-        gl.ca_file = g.string("ca_file").map(PathBuf::from);
-        gl.ipv6_prefer = g.ipv6_prefer(Ipv6Prefer::Stable)?;
-        let default_prefer = gl.ipv6_prefer;
-
+        cfg.global = read_global(path, global_section, &mut cfg.warnings)?;
+        let default_prefer = cfg.global.ipv6_prefer;
         for s in &doc.sections {
             match &s.kind {
                 SectionKind::Global => {}
                 SectionKind::Feature(name) => {
                     let r = Reader { path, section: s, defaults: None };
                     if name == "public_ip_from_nic" {
-                        r.warn_unknown(&["enable", "interface"], &mut cfg.warnings);
+                        r.warn_unknown(NIC_FEATURE_KEYS, &mut cfg.warnings);
                         if r.boolean("enable", false)? {
                             match r.string("interface") {
                                 Some(i) => cfg.global.nic_interface = Some(i),
@@ -646,25 +414,14 @@ impl Config {
                 SectionKind::HttpDns => {
                     let r = Reader { path, section: s, defaults: None };
                     r.warn_unknown(HTTPDNS_KEYS, &mut cfg.warnings);
-                    cfg.httpdns = Some(HttpDnsConf {
-                        enabled: r.boolean("enabled", true)?,
-                        listen: r.string("listen"),
-                        secret: r.string("secret").map(Secret::new),
-                        domains: r.httpdns_domains()?,
-                        max_skew: r.number("max_skew", 1, 86_400)?,
-                        tls_cert: r.string("tls_cert").map(PathBuf::from),
-                        tls_key: r.string("tls_key").map(PathBuf::from),
-                        line: s.line,
-                    });
+                    cfg.httpdns = Some(read_httpdns(&r)?);
                 }
                 SectionKind::Record => {
                     let r = Reader { path, section: s, defaults: global_section };
                     r.warn_unknown(RECORD_KEYS, &mut cfg.warnings);
                     if r.boolean("enabled", true)? {
-                        if let Some(rec) = read_record(&r, default_prefer)? {
-                            cfg.records.push(rec);
-                        }
-                    } else if let Ok(Some(rec)) = read_record(&r, default_prefer) {
+                        cfg.records.push(read_record(&r, default_prefer)?);
+                    } else if let Ok(rec) = read_record(&r, default_prefer) {
                         // Only for `status`; a disabled record may be incomplete.
                         cfg.disabled.push(rec);
                     }
@@ -678,14 +435,7 @@ impl Config {
     /// an empty config only when it is the default path (credentials may come from
     /// the environment), an error otherwise.
     pub fn load_or_default(path: &Path, explicit: bool) -> Result<Config> {
-        let mut doc = if !explicit && !path.exists() {
-            Document { path: path.to_path_buf(), sections: Vec::new() }
-        } else {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
-            parse_document(path, &text)?
-        };
-        apply_env_overrides(&mut doc, |k| std::env::var(k).ok());
+        let doc = read_document(path, explicit)?;
         let mut cfg = Config::from_document(&doc)?;
         if !explicit && !path.exists() {
             cfg.path = None;
@@ -694,6 +444,20 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// The document `load_or_default` interprets: the file (or nothing, for a missing
+/// default file) with the `ALIDDNS_*` environment overrides applied.
+pub fn read_document(path: &Path, explicit: bool) -> Result<Document> {
+    let mut doc = if !explicit && !path.exists() {
+        Document { path: path.to_path_buf(), sections: Vec::new() }
+    } else {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
+        parse_document(path, &text)?
+    };
+    apply_env_overrides(&mut doc, |k| std::env::var(k).ok());
+    Ok(doc)
 }
 
 /// A warning when the file holds a secret that every local user can read.
@@ -739,7 +503,61 @@ pub fn apply_env_overrides(doc: &mut Document, env: impl Fn(&str) -> Option<Stri
     g.entries.extend(overrides);
 }
 
-fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<RecordConf>, ConfigError> {
+/// The global section (`[DEFAULT]` / `config global`; defaults when there is none).
+/// Record keys are allowed there (records inherit them), so they are not unknown.
+fn read_global(path: &Path, section: Option<&Section>, warnings: &mut Vec<String>) -> Result<Global, ConfigError> {
+    let empty = Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] };
+    let g = Reader { path, section: section.unwrap_or(&empty), defaults: None };
+    g.warn_unknown(&[GLOBAL_KEYS, RECORD_KEYS].concat(), warnings);
+    let mut gl = Global { enabled: g.boolean("enabled", true)?, ..Global::default() };
+    gl.access_id = g.string("access_id");
+    gl.access_key = g.string("access_key").map(Secret::new);
+    gl.security_token = g.string("security_token").map(Secret::new);
+    gl.endpoint = g.string("endpoint");
+    if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
+        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+    {
+        return Err(g.err(e, format!("{} must start with http:// or https://", shown(&e.value))));
+    }
+    gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
+    gl.debug = g.boolean("debug", false)?;
+    if let Some(s) = g.string("state_file") {
+        gl.state_file = PathBuf::from(s);
+    }
+    gl.ip_urls = g.list("ip_urls");
+    gl.ipv6_urls = g.list("ipv6_urls");
+    for (key, urls) in [("ip_urls", &gl.ip_urls), ("ipv6_urls", &gl.ipv6_urls)] {
+        if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            let e = g.entry(key).expect("a listed URL has an entry");
+            return Err(g.err(e, format!("{} is not an http:// or https:// URL", shown(bad))));
+        }
+    }
+    gl.timeout = g.number("timeout", 1, 300)?.unwrap_or(gl.timeout);
+    gl.verify_interval = g.number("verify_interval", 0, 86_400 * 30)?.unwrap_or(gl.verify_interval);
+    gl.on_change = g.string("on_change");
+    gl.retries = g.number("retries", 0, 10)?.map(|n| n as u32).unwrap_or(gl.retries);
+    gl.retry_delay_ms = g.number("retry_delay_ms", 0, 60_000)?.unwrap_or(gl.retry_delay_ms);
+    gl.ca_file = g.string("ca_file").map(PathBuf::from);
+    gl.ipv6_prefer = g.ipv6_prefer(Ipv6Prefer::Stable)?;
+    Ok(gl)
+}
+
+/// The `[httpdns]` / `config httpdns` section, for `serve`.
+fn read_httpdns(r: &Reader<'_>) -> Result<HttpDnsConf, ConfigError> {
+    Ok(HttpDnsConf {
+        enabled: r.boolean("enabled", true)?,
+        listen: r.string("listen"),
+        secret: r.string("secret").map(Secret::new),
+        domains: r.httpdns_domains()?,
+        max_skew: r.number("max_skew", 1, 86_400)?,
+        tls_cert: r.string("tls_cert").map(PathBuf::from),
+        tls_key: r.string("tls_key").map(PathBuf::from),
+        line: r.section.line,
+    })
+}
+
+/// One record section; a missing or malformed key is an error naming it.
+fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<RecordConf, ConfigError> {
     let s = r.section;
     let domain = r.string("domain").ok_or_else(|| r.missing("domain"))?.trim_end_matches('.').to_ascii_lowercase();
     if !valid_name(&domain) || !domain.contains('.') {
@@ -780,7 +598,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
             Some(v)
         }
     };
-    Ok(Some(RecordConf {
+    Ok(RecordConf {
         section: s.name.clone(),
         line: s.line,
         domain,
@@ -792,7 +610,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
         interface,
         ipv6_suffix,
         ipv6_prefer: r.ipv6_prefer(default_prefer)?,
-    }))
+    })
 }
 
 fn valid_name(s: &str) -> bool {

@@ -19,7 +19,7 @@
 //! sound while the daemon kept "succeeding" with nothing to do. Unknown *options*
 //! stay warnings, as in the INI format.
 
-use crate::config::{ConfigError, Document, Entry, Section, SectionKind};
+use super::document::{ConfigError, Document, Entry, Section, SectionKind};
 use std::path::Path;
 
 /// Whether `text` is UCI rather than INI: its first line that is neither blank nor a
@@ -244,158 +244,184 @@ fn describe(section: &Section, utype: &str) -> String {
 /// Parses UCI text into a [`Document`]. Errors name the file, the line and, past the
 /// first `config` line, the section they occur in.
 pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
-    let err = |line: usize, key: Option<&str>, message: String| ConfigError::at(path, line, key, message);
-    let mut doc = Document { path: path.to_path_buf(), sections: Vec::new() };
-    // The UCI type of each section, parallel to doc.sections, for messages.
-    let mut types: Vec<String> = Vec::new();
-    let mut current: Option<usize> = None;
+    let mut b = Builder {
+        path,
+        doc: Document { path: path.to_path_buf(), sections: Vec::new() },
+        types: Vec::new(),
+        current: None,
+    };
     let mut lexer = Lexer::new(text);
     loop {
-        let in_section = |current: Option<usize>, doc: &Document, types: &[String]| match current {
-            Some(i) => format!(" (in {})", describe(&doc.sections[i], &types[i])),
-            None => String::new(),
-        };
         let cmd = match lexer.next_command() {
             Ok(Some(cmd)) => cmd,
             Ok(None) => break,
             Err(LexError(line, msg, key)) => {
-                return Err(err(line, key.as_deref(), format!("{msg}{}", in_section(current, &doc, &types))));
+                return Err(b.err(line, key.as_deref(), format!("{msg}{}", b.in_section())));
             }
         };
-        let line = cmd.line;
-        let words = &cmd.words;
+        let (line, words) = (cmd.line, cmd.words.as_slice());
         if let Some(c) =
             words.iter().flat_map(|w| w.chars()).find(|&c| (c as u32) < 32 && !matches!(c, '\t' | '\n' | '\r'))
         {
-            let where_ = in_section(current, &doc, &types);
-            return Err(err(line, None, format!("control character U+{:04X} in the text{where_}", c as u32)));
+            let where_ = b.in_section();
+            return Err(b.err(line, None, format!("control character U+{:04X} in the text{where_}", c as u32)));
         }
         match words[0].as_str() {
             "package" | "p" => {}
-            "config" | "c" => {
-                let Some(utype) = words.get(1).filter(|t| !t.is_empty()) else {
-                    return Err(err(line, None, "'config' needs a section type, e.g. config record 'www'".into()));
-                };
-                if !valid_type(utype) {
-                    return Err(err(line, None, format!("{} is not a valid section type", shown(utype))));
-                }
-                let name = words.get(2).cloned().unwrap_or_default();
-                if !name.is_empty() && !valid_name(&name) {
-                    return Err(err(
-                        line,
-                        None,
-                        format!("section name {} may only contain letters, digits and _", shown(&name)),
-                    ));
-                }
-                if words.len() > 3 {
-                    return Err(err(
-                        line,
-                        None,
-                        format!("too many words after 'config {utype}': one type and at most one name"),
-                    ));
-                }
-                let kind = match utype.as_str() {
-                    "global" => SectionKind::Global,
-                    "record" => SectionKind::Record,
-                    "httpdns" => SectionKind::HttpDns,
-                    other => {
-                        return Err(err(
-                            line,
-                            None,
-                            format!("unknown section type {}: expected global, record or httpdns", shown(other)),
-                        ));
-                    }
-                };
-                if !name.is_empty()
-                    && let Some(i) = doc.sections.iter().position(|s| s.name == name)
-                {
-                    if doc.sections[i].kind != kind {
-                        return Err(err(
-                            line,
-                            None,
-                            format!(
-                                "section '{name}' is already a '{}' section (line {}), not '{utype}'",
-                                types[i], doc.sections[i].line
-                            ),
-                        ));
-                    }
-                    // uci semantics: the same name reopens the section.
-                    current = Some(i);
-                    continue;
-                }
-                if matches!(kind, SectionKind::Global | SectionKind::HttpDns)
-                    && let Some(prev) = doc.sections.iter().find(|s| s.kind == kind)
-                {
-                    return Err(err(
-                        line,
-                        None,
-                        format!("a second '{utype}' section; the first is at line {}", prev.line),
-                    ));
-                }
-                doc.sections.push(Section { kind, name, line, entries: Vec::new() });
-                types.push(utype.clone());
-                current = Some(doc.sections.len() - 1);
-            }
-            cmd @ ("option" | "o" | "list" | "l") => {
-                let is_list = cmd.starts_with('l');
-                let word = if is_list { "list" } else { "option" };
-                let Some(i) = current else {
-                    return Err(err(line, None, format!("'{word}' before the first 'config' line")));
-                };
-                let label = describe(&doc.sections[i], &types[i]);
-                let Some(key) = words.get(1).filter(|k| !k.is_empty()) else {
-                    return Err(err(line, None, format!("'{word}' without a name (in {label})")));
-                };
-                if !valid_name(key) {
-                    return Err(err(
-                        line,
-                        None,
-                        format!("option name {} may only contain letters, digits and _ (in {label})", shown(key)),
-                    ));
-                }
-                let key = key.to_ascii_lowercase();
-                // A quote left open swallows the lines after it, secrets included: such
-                // values are described by their lines, never shown.
-                let last = line + words.iter().map(|w| w.matches('\n').count()).sum::<usize>();
-                let unclosed = words[2..].iter().any(|w| swallowed_a_command(w));
-                if unclosed {
-                    return Err(err(
-                        line,
-                        Some(&key),
-                        format!(
-                            "the value runs on to line {last} over other commands (in {label}): \
-                             is a closing quote missing on line {line}?"
-                        ),
-                    ));
-                }
-                if words.len() > 3 {
-                    return Err(err(
-                        line,
-                        Some(&key),
-                        format!("more than one value (in {label}); quote a value that contains spaces"),
-                    ));
-                }
-                let value = words.get(2).cloned().unwrap_or_default();
-                let section = &mut doc.sections[i];
-                if !is_list {
-                    section.entries.retain(|e| e.key != key);
-                }
-                section.entries.push(Entry { key, value, line });
-            }
+            "config" | "c" => b.open_section(line, words)?,
+            "option" | "o" | "list" | "l" => b.add_option(line, words)?,
             other => {
-                return Err(err(
+                let where_ = b.in_section();
+                return Err(b.err(
                     line,
                     None,
-                    format!(
-                        "unknown command {}: expected config, option or list{}",
-                        shown(other),
-                        in_section(current, &doc, &types)
-                    ),
+                    format!("unknown command {}: expected config, option or list{where_}", shown(other)),
                 ));
             }
         }
     }
-    Ok(doc)
+    Ok(b.doc)
+}
+
+/// The document being read and the section that `option` and `list` lines go to.
+struct Builder<'a> {
+    path: &'a Path,
+    doc: Document,
+    /// The UCI type of each section, parallel to `doc.sections`, for messages.
+    types: Vec<String>,
+    /// The section opened last, if any.
+    current: Option<usize>,
+}
+
+impl Builder<'_> {
+    fn err(&self, line: usize, key: Option<&str>, message: String) -> ConfigError {
+        ConfigError::at(self.path, line, key, message)
+    }
+
+    /// ` (in config record 'www')` once a section is open; empty before.
+    fn in_section(&self) -> String {
+        match self.current {
+            Some(i) => format!(" (in {})", describe(&self.doc.sections[i], &self.types[i])),
+            None => String::new(),
+        }
+    }
+
+    /// `config TYPE ['NAME']`: opens a section, or reopens the one of that name.
+    fn open_section(&mut self, line: usize, words: &[String]) -> Result<(), ConfigError> {
+        let Some(utype) = words.get(1).filter(|t| !t.is_empty()) else {
+            return Err(self.err(line, None, "'config' needs a section type, e.g. config record 'www'".into()));
+        };
+        if !valid_type(utype) {
+            return Err(self.err(line, None, format!("{} is not a valid section type", shown(utype))));
+        }
+        let name = words.get(2).cloned().unwrap_or_default();
+        if !name.is_empty() && !valid_name(&name) {
+            return Err(self.err(
+                line,
+                None,
+                format!("section name {} may only contain letters, digits and _", shown(&name)),
+            ));
+        }
+        if words.len() > 3 {
+            return Err(self.err(
+                line,
+                None,
+                format!("too many words after 'config {utype}': one type and at most one name"),
+            ));
+        }
+        let kind = match utype.as_str() {
+            "global" => SectionKind::Global,
+            "record" => SectionKind::Record,
+            "httpdns" => SectionKind::HttpDns,
+            other => {
+                return Err(self.err(
+                    line,
+                    None,
+                    format!("unknown section type {}: expected global, record or httpdns", shown(other)),
+                ));
+            }
+        };
+        let sections = &self.doc.sections;
+        if !name.is_empty()
+            && let Some(i) = sections.iter().position(|s| s.name == name)
+        {
+            if sections[i].kind != kind {
+                return Err(self.err(
+                    line,
+                    None,
+                    format!(
+                        "section '{name}' is already a '{}' section (line {}), not '{utype}'",
+                        self.types[i], sections[i].line
+                    ),
+                ));
+            }
+            // uci semantics: the same name reopens the section.
+            self.current = Some(i);
+            return Ok(());
+        }
+        if matches!(kind, SectionKind::Global | SectionKind::HttpDns)
+            && let Some(prev) = sections.iter().find(|s| s.kind == kind)
+        {
+            return Err(self.err(
+                line,
+                None,
+                format!("a second '{utype}' section; the first is at line {}", prev.line),
+            ));
+        }
+        self.doc.sections.push(Section { kind, name, line, entries: Vec::new() });
+        self.types.push(utype.clone());
+        self.current = Some(self.doc.sections.len() - 1);
+        Ok(())
+    }
+
+    /// `option KEY 'VALUE'` (replaces an earlier value) or `list KEY 'VALUE'` (adds
+    /// one), into the open section.
+    fn add_option(&mut self, line: usize, words: &[String]) -> Result<(), ConfigError> {
+        let is_list = words[0].starts_with('l');
+        let word = if is_list { "list" } else { "option" };
+        let Some(i) = self.current else {
+            return Err(self.err(line, None, format!("'{word}' before the first 'config' line")));
+        };
+        let label = describe(&self.doc.sections[i], &self.types[i]);
+        let Some(key) = words.get(1).filter(|k| !k.is_empty()) else {
+            return Err(self.err(line, None, format!("'{word}' without a name (in {label})")));
+        };
+        if !valid_name(key) {
+            return Err(self.err(
+                line,
+                None,
+                format!("option name {} may only contain letters, digits and _ (in {label})", shown(key)),
+            ));
+        }
+        let key = key.to_ascii_lowercase();
+        // A quote left open swallows the lines after it, secrets included: such
+        // values are described by their lines, never shown.
+        let last = line + words.iter().map(|w| w.matches('\n').count()).sum::<usize>();
+        if words[2..].iter().any(|w| swallowed_a_command(w)) {
+            return Err(self.err(
+                line,
+                Some(&key),
+                format!(
+                    "the value runs on to line {last} over other commands (in {label}): \
+                     is a closing quote missing on line {line}?"
+                ),
+            ));
+        }
+        if words.len() > 3 {
+            return Err(self.err(
+                line,
+                Some(&key),
+                format!("more than one value (in {label}); quote a value that contains spaces"),
+            ));
+        }
+        let value = words.get(2).cloned().unwrap_or_default();
+        let section = &mut self.doc.sections[i];
+        if !is_list {
+            section.entries.retain(|e| e.key != key);
+        }
+        section.entries.push(Entry { key, value, line });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -416,7 +442,7 @@ mod tests {
     }
 
     /// The default `/etc/config/aliddns` the package installs.
-    const SHIPPED: &str = include_str!("../openwrt/files/aliddns.config");
+    const SHIPPED: &str = include_str!("../../openwrt/files/aliddns.config");
 
     /// A filled-in router config, written the way people write them.
     const SAMPLE: &str = "\
@@ -465,9 +491,9 @@ config httpdns 'httpdns'
     /// Written by the real `uci` (libuci from the libuci-sys crate's vendored
     /// source, see openwrt/tests/gen-uci-fixture.sh): `uci set`/`add`/`add_list`,
     /// then `uci commit`, with values that need its quoting.
-    const UCI_COMMITTED: &str = include_str!("../openwrt/tests/fixtures/uci-commit.conf");
+    const UCI_COMMITTED: &str = include_str!("../../openwrt/tests/fixtures/uci-commit.conf");
     /// The same package through `uci export` (adds a `package` line).
-    const UCI_EXPORTED: &str = include_str!("../openwrt/tests/fixtures/uci-export.conf");
+    const UCI_EXPORTED: &str = include_str!("../../openwrt/tests/fixtures/uci-export.conf");
 
     #[test]
     fn detects_the_format() {
