@@ -376,7 +376,12 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-const GLOBAL_KEYS: &[&str] = &[
+// The keys the parser knows, per section: anything else is warned about as unknown.
+// tests/docs.rs reads these lists to check that docs/configuration.md documents
+// exactly them, so a key added here must be documented there.
+
+/// Keys of `[DEFAULT]` / `config global` (record keys are accepted there too, as defaults).
+pub const GLOBAL_KEYS: &[&str] = &[
     "access_id",
     "access_key",
     "security_token",
@@ -395,7 +400,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "ipv6_prefer",
     "enabled",
 ];
-const RECORD_KEYS: &[&str] = &[
+/// Keys of a record section (`[NAME]` / `config record`).
+pub const RECORD_KEYS: &[&str] = &[
     "domain",
     "sub_domain",
     "rr",
@@ -408,7 +414,11 @@ const RECORD_KEYS: &[&str] = &[
     "ipv6_prefer",
     "enabled",
 ];
-const HTTPDNS_KEYS: &[&str] = &["enabled", "listen", "secret", "domains", "max_skew", "tls_cert", "tls_key"];
+/// Keys of `[httpdns]` / `config httpdns`.
+pub const HTTPDNS_KEYS: &[&str] = &["enabled", "listen", "secret", "domains", "max_skew", "tls_cert", "tls_key"];
+
+/// Keys of `[feature_public_ip_from_nic]`, the original client's only feature section.
+pub const NIC_FEATURE_KEYS: &[&str] = &["enable", "interface"];
 
 /// Typed access to a section's values with located errors.
 struct Reader<'a> {
@@ -563,7 +573,7 @@ impl Config {
                 SectionKind::Feature(name) => {
                     let r = Reader { path, section: s, defaults: None };
                     if name == "public_ip_from_nic" {
-                        r.warn_unknown(&["enable", "interface"], &mut cfg.warnings);
+                        r.warn_unknown(NIC_FEATURE_KEYS, &mut cfg.warnings);
                         if r.boolean("enable", false)? {
                             match r.string("interface") {
                                 Some(i) => cfg.global.nic_interface = Some(i),
