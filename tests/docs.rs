@@ -9,14 +9,15 @@
 //!
 //! 1. **```console blocks**: a line `$ aliddns ARGS` is a command; the lines after it,
 //!    up to the next line starting with `$ ` or the end of the block, are its expected
-//!    standard output. The only shell allowed after the arguments is `| head -N`. The
-//!    commands of one block run in order against one simulator, so a record added by
-//!    one is there for the next. The output is compared line by line, by shape:
-//!    a token that is an IP address matches any IP address, a token of digits any
-//!    digits (and a documented record id is replaced by the real one in later
-//!    commands), JSON arrays match when their objects have the same keys, any other
-//!    token must be equal. Lines starting with `$ ` that do not run `aliddns` are
-//!    not run.
+//!    standard output (show stderr, e.g. `-v` output, in a ```text block instead).
+//!    The only shell allowed after the arguments is `| head -N`. The commands of one
+//!    block run in order against one simulator, so a record added by one is there
+//!    for the next. The output is compared line by line, by shape: a token that is
+//!    an IP address matches any IP address, a token of digits any digits (and a
+//!    documented record id is replaced by the real one in later commands), another
+//!    token with a digit (a time, a duration) any token with a digit, JSON arrays
+//!    match when their objects have the same keys; any other token must be equal.
+//!    Lines starting with `$ ` that do not run `aliddns` are not run.
 //! 2. **```sh blocks** (also `bash`, `shell`): a line whose first word is `aliddns`,
 //!    `./target/release/aliddns` or a path ending in `bin/aliddns` is a command; it
 //!    ends at the first unquoted `#`, `;`, `&`, `|`, `<` or `>`. Its output is not
@@ -443,6 +444,10 @@ fn is_ip(t: &str) -> bool {
     t.parse::<std::net::IpAddr>().is_ok()
 }
 
+fn has_digit(t: &str) -> bool {
+    t.bytes().any(|b| b.is_ascii_digit())
+}
+
 fn is_digits(t: &str) -> bool {
     !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
@@ -485,6 +490,8 @@ fn same_shape(expected: &str, actual: &str, ids: &mut HashMap<String, String>) -
         } else if is_digits(e) {
             learned.push((e.to_string(), a.to_string()));
             is_digits(a)
+        } else if has_digit(e) {
+            has_digit(a) // times, durations, sizes: `17:02:11`, `42s`, `3.1MB`
         } else {
             e == a
         };
