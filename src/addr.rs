@@ -475,7 +475,14 @@ struct EchoFailure {
 
 fn echo_once(agent: &ureq::Agent, url: &str, family: Family) -> std::result::Result<IpAddr, EchoFailure> {
     let fail = |addr, why: String, transient| EchoFailure { addr, why, transient };
+    let fam = family_name(family);
     let net = |e: ureq::Error| {
+        if matches!(e, ureq::Error::HostNotFound) {
+            // ureq's resolver found the name but no address of the family it may use.
+            let host = url.parse::<ureq::http::Uri>().ok().and_then(|u| u.host().map(str::to_string));
+            let host = host.unwrap_or_else(|| url.to_string());
+            return fail(None, format!("no {fam} address for host {host}"), false);
+        }
         let e = http::network_error(e);
         let transient = e.retryable();
         let why = match e {
@@ -500,7 +507,6 @@ fn echo_once(agent: &ureq::Agent, url: &str, family: Family) -> std::result::Res
         let shown: String = text.chars().take(40).collect();
         return Err(fail(None, format!("answer is not an address: {shown:?}"), false));
     };
-    let fam = family_name(family);
     let addr = match (family, addr) {
         (Family::V4, IpAddr::V6(a)) => match a.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -1263,6 +1269,17 @@ garbage
         let url = format!("http://{}/", l.local_addr().unwrap());
         drop(l);
         url
+    }
+
+    #[test]
+    fn an_ipv6_echo_url_whose_host_has_no_ipv6_address_says_so() {
+        // An IPv4-only host (here a literal, so no resolver is needed) over IPv6.
+        let url = dead_url();
+        let err = from_urls(std::slice::from_ref(&url), Family::V6, &http()).unwrap_err().to_string();
+        assert!(err.contains("no IPv6 address for host 127.0.0.1"), "{err}");
+        assert!(!err.contains("host not found"), "{err}");
+        let err = from_urls(&["http://[::1]:9/".to_string()], Family::V4, &http()).unwrap_err().to_string();
+        assert!(err.contains("no IPv4 address for host [::1]"), "{err}");
     }
 
     #[test]

@@ -80,6 +80,17 @@ fn mask(s: &str) -> String {
     format!("{head}****{tail}")
 }
 
+/// Replaces the AccessKey ID in a string to sign (where it appears percent-encoded
+/// twice, or once, or as is) with its masked form `LTAI****abcd`.
+fn redact_id(s: &str, id: &str) -> String {
+    if id.is_empty() {
+        return s.to_string();
+    }
+    let once = sign::percent_encode(id);
+    let twice = sign::percent_encode(&once);
+    s.replace(&twice, &mask(id)).replace(&once, &mask(id)).replace(id, &mask(id))
+}
+
 /// How the client talks to AliDNS.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -371,11 +382,14 @@ impl Client {
         if err.code == "SignatureDoesNotMatch" {
             let ours = sign::string_to_sign("POST", &signed);
             let token = self.creds.security_token.as_ref().map(|t| t.expose().to_string());
-            let redact = |s: &str| match &token {
-                Some(t) if !t.is_empty() => {
-                    s.replace(&sign::percent_encode(&sign::percent_encode(t)), "***").replace(t, "***")
+            let redact = |s: &str| {
+                let s = redact_id(s, &self.creds.access_key_id);
+                match &token {
+                    Some(t) if !t.is_empty() => {
+                        s.replace(&sign::percent_encode(&sign::percent_encode(t)), "***").replace(t, "***")
+                    }
+                    _ => s,
                 }
-                _ => s.to_string(),
             };
             log::debug(format!("our    string to sign: {}", redact(&ours)));
             if let Some(theirs) = &err.server_string_to_sign {
@@ -755,6 +769,11 @@ mod tests {
     fn masks_ids() {
         assert_eq!(mask("LTAI5tExampleKeyId1234"), "LTAI****1234");
         assert_eq!(mask("short"), "****");
+        let sts = "POST&%2F&AccessKeyId%3DLTAI5tExampleKeyId1234%26Action%3DDescribeDomains";
+        assert_eq!(
+            redact_id(sts, "LTAI5tExampleKeyId1234"),
+            "POST&%2F&AccessKeyId%3DLTAI****1234%26Action%3DDescribeDomains"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ Commands:
   update                     one pass over all configured records (cron, hotplug)
   run                        a pass every `interval` seconds, in the foreground (procd, systemd)
   ip                         print the address a record would be set to
+  status                     what the last passes did to each record (no network)
   serve                      answer GoEdge/FlexCDN custom HTTP DNS requests
   domains                    list the account's domains
   lines DOMAIN               list the resolution lines (线路) of a domain
@@ -27,7 +28,8 @@ Commands:
                              look at and change records by hand
 
 Options:
-  -c, --config FILE          config file [default: /etc/aliddns.conf]
+  -c, --config FILE          config file [default: /etc/aliddns.conf, or
+                             /etc/config/aliddns when only that one exists]
       --endpoint URL         AliDNS endpoint [default: https://alidns.aliyuncs.com/]
       --json                 list commands print a JSON array
   -v, --verbose              debug output on stderr (never shows secrets)
@@ -89,6 +91,7 @@ Usage: aliddns run
 Runs `update` every `interval` seconds (config [DEFAULT] interval, default 600)
 in the foreground, for procd and systemd. SIGUSR1 starts a pass at once; SIGTERM
 and SIGINT exit cleanly between passes. Transient failures never end the loop.
+While it runs it holds a lock on `STATE_FILE.daemon`, which `aliddns status` probes.
 ";
 
 const IP_HELP: &str = "\
@@ -99,6 +102,18 @@ none). IF is a Linux interface name (eth0, pppoe-wan, br-lan) or `auto` for the
 default route's. Without --interface, IPv4 comes from the echo URLs (ip_urls) and
 IPv6 from the default route's interface. With -v, every candidate is listed with
 the reason it was kept or dropped.
+";
+
+const STATUS_HELP: &str = "\
+Usage: aliddns status [--json]
+
+Reads the config and the state file (no credentials, no network) and prints
+whether an `aliddns run` daemon is running, then one line per configured record:
+  NAME TYPE LINE VALUE RESULT CHECKED ERROR
+RESULT is updated, created, unchanged, missing, failed, never (no pass yet) or
+disabled. --json prints one object with config, state_file, running and records.
+
+Exit status: 0, or 2 on a config error.
 ";
 
 const SERVE_HELP: &str = "\
@@ -116,6 +131,8 @@ pub struct Ctx {
     pub endpoint: Option<String>,
     /// `--json`.
     pub json: bool,
+    /// The config file named by `-c`, or the default one chosen.
+    pub path: PathBuf,
 }
 
 impl Ctx {
@@ -174,6 +191,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "run" => RUN_HELP,
         "ip" => IP_HELP,
         "serve" => SERVE_HELP,
+        "status" => STATUS_HELP,
         "help" => MAIN_HELP,
         other => return Err(usage(format!("unknown command '{other}'; see aliddns --help"))),
     };
@@ -183,7 +201,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
     }
     log::set_verbose(verbose);
     let explicit = config_path.is_some();
-    let path = config_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let path = config_path.unwrap_or_else(config::default_path);
     let config = Config::load_or_default(&path, explicit)?;
     if config.global.debug {
         log::set_verbose(true);
@@ -191,7 +209,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
     for w in &config.warnings {
         log::warn(w);
     }
-    let ctx = Ctx { config, endpoint, json };
+    let ctx = Ctx { config, endpoint, json, path };
     match cmd.as_str() {
         "domains" => cmd_domains(&ctx, args),
         "lines" => cmd_lines(&ctx, args),
@@ -200,6 +218,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "update" => cmd_update(&ctx, args),
         "run" => cmd_run(&ctx, args),
         "ip" => cmd_ip(&ctx, args),
+        "status" => cmd_status(&ctx, args),
         _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
     }
 }
@@ -309,9 +328,10 @@ fn no_records(ctx: &Ctx) -> Result<()> {
         Some(p) => format!("{}: no records configured (add a section with domain= and sub_domain=)", p.display()),
         // A newcomer's first run: say that the file is missing, not that it is empty.
         None => format!(
-            "{} does not exist and no -c FILE was given, so there are no records to update \
+            "neither {} nor {} exists and no -c FILE was given, so there are no records to update \
              (examples/aliddns.conf in the source tree is a sample config)",
-            config::DEFAULT_PATH
+            config::DEFAULT_PATH,
+            config::OPENWRT_PATH
         ),
     }))
 }
@@ -340,6 +360,19 @@ fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
     no_records(ctx)?;
     let client = ctx.client()?;
     crate::ddns::run_loop(&ctx.config, Some(&client));
+    Ok(0)
+}
+
+fn cmd_status(ctx: &Ctx, args: Arguments) -> Result<i32> {
+    positionals(args, &[])?;
+    let g = &ctx.config.global;
+    let st = crate::state::State::load(&g.state_file);
+    let running = crate::state::daemon_running(&g.state_file);
+    if ctx.json {
+        print_json(&crate::status::to_json(&ctx.path, &ctx.config, &st, running));
+    } else {
+        print!("{}", crate::status::to_text(&ctx.config, &st, running, crate::clock::system_now()));
+    }
     Ok(0)
 }
 

@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 
 /// Where the config is looked for when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliddns.conf";
+/// OpenWrt's UCI config, used when `-c` is not given and [`DEFAULT_PATH`] does not
+/// exist, so `aliddns status` (or `update`) just works on a router.
+pub const OPENWRT_PATH: &str = "/etc/config/aliddns";
+
+/// The config file used when `-c` is not given.
+pub fn default_path() -> PathBuf {
+    pick_default(Path::new(DEFAULT_PATH), Path::new(OPENWRT_PATH))
+}
+
+fn pick_default(primary: &Path, openwrt: &Path) -> PathBuf {
+    if !primary.exists() && openwrt.exists() { openwrt } else { primary }.to_path_buf()
+}
+
 /// Where the state file lives by default: RAM on OpenWrt, so no flash wear.
 pub const DEFAULT_STATE_FILE: &str = "/var/run/aliddns/state";
 /// AliDNS's public endpoint.
@@ -139,7 +152,7 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
         }
         if let Some(rest) = line.strip_prefix('[') {
             let Some(name) = rest.strip_suffix(']') else {
-                return Err(err(lineno, None, format!("section header '{line}' lacks the closing ']'")));
+                return Err(err(lineno, None, "the section header lacks the closing ']'".into()));
             };
             let name = name.trim().to_string();
             if name.is_empty() {
@@ -162,7 +175,13 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<Document, ConfigError> {
         }
         let pos = line.find(['=', ':']);
         let Some(pos) = pos else {
-            return Err(err(lineno, None, format!("expected 'key = value', found '{line}'")));
+            // The line is not echoed: it may be `access_key SECRET` missing its '='.
+            let first = line.split_whitespace().next().unwrap_or_default();
+            // Named only when it is one of ours: a lone word could be the secret itself.
+            let first = first.to_ascii_lowercase();
+            let known = [GLOBAL_KEYS, RECORD_KEYS, HTTPDNS_KEYS, &["enable"]].concat();
+            let key = known.contains(&first.as_str()).then_some(first.as_str());
+            return Err(err(lineno, key, "expected 'key = value' (no '=' or ':' on the line)".into()));
         };
         let key = line[..pos].trim().to_ascii_lowercase();
         let value = line[pos + 1..].trim().to_string();
@@ -368,8 +387,10 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// Run-wide settings.
     pub global: Global,
-    /// Records in file order.
+    /// Enabled records in file order.
     pub records: Vec<RecordConf>,
+    /// Records switched off with `enabled=0` (those that are complete), for `status`.
+    pub disabled: Vec<RecordConf>,
     /// The serve bridge's settings, when the section exists.
     pub httpdns: Option<HttpDnsConf>,
     /// Non-fatal findings (unknown keys), to print once.
@@ -454,9 +475,8 @@ impl<'a> Reader<'a> {
         match self.entry(key) {
             None => Ok(default),
             Some(e) if e.value.is_empty() => Ok(default),
-            Some(e) => {
-                parse_bool(&e.value).ok_or_else(|| self.err(e, format!("'{}' is not a boolean (true/false)", e.value)))
-            }
+            Some(e) => parse_bool(&e.value)
+                .ok_or_else(|| self.err(e, format!("{} is not a boolean (true/false)", shown(&e.value)))),
         }
     }
 
@@ -466,7 +486,7 @@ impl<'a> Reader<'a> {
             Some(e) if e.value.is_empty() => Ok(None),
             Some(e) => match e.value.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(self.err(e, format!("'{}' must be a whole number from {min} to {max}", e.value))),
+                _ => Err(self.err(e, format!("{} must be a whole number from {min} to {max}", shown(&e.value)))),
             },
         }
     }
@@ -492,7 +512,7 @@ impl<'a> Reader<'a> {
                 "" => Ok(default),
                 "stable" | "public" => Ok(Ipv6Prefer::Stable),
                 "temporary" | "temp" | "privacy" => Ok(Ipv6Prefer::Temporary),
-                _ => Err(self.err(e, format!("'{}' must be 'stable' or 'temporary'", e.value))),
+                _ => Err(self.err(e, format!("{} must be 'stable' or 'temporary'", shown(&e.value)))),
             },
         }
     }
@@ -509,6 +529,20 @@ impl<'a> Reader<'a> {
                 ));
             }
         }
+    }
+}
+
+/// A value as error messages show it: quoted when it is one short line. A value of
+/// several lines (an unclosed quote, an indented line taken as a continuation) may
+/// have swallowed the lines after it, secrets included, so it is never echoed.
+pub fn shown(value: &str) -> String {
+    let lines = value.lines().count();
+    if lines > 1 {
+        format!("a value of {lines} lines (a quote not closed, or an indented line after it?)")
+    } else if value.chars().count() > 80 || value.chars().any(char::is_control) {
+        format!("a value of {} characters", value.chars().count())
+    } else {
+        format!("'{value}'")
     }
 }
 
@@ -543,7 +577,7 @@ impl Config {
         if let Some(e) = g.entry("endpoint").filter(|e| !e.value.is_empty())
             && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
         {
-            return Err(g.err(e, format!("'{}' must start with http:// or https://", e.value)));
+            return Err(g.err(e, format!("{} must start with http:// or https://", shown(&e.value))));
         }
         gl.interval = g.number("interval", 10, 86_400 * 7)?.unwrap_or(gl.interval);
         gl.debug = g.boolean("debug", false)?;
@@ -555,7 +589,7 @@ impl Config {
         for (key, urls) in [("ip_urls", &gl.ip_urls), ("ipv6_urls", &gl.ipv6_urls)] {
             if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
                 let e = g.entry(key).expect("a listed URL has an entry");
-                return Err(g.err(e, format!("'{bad}' is not an http:// or https:// URL")));
+                return Err(g.err(e, format!("{} is not an http:// or https:// URL", shown(bad))));
             }
         }
         gl.timeout = g.number("timeout", 1, 300)?.unwrap_or(gl.timeout);
@@ -606,11 +640,13 @@ impl Config {
                 SectionKind::Record => {
                     let r = Reader { path, section: s, defaults: global_section };
                     r.warn_unknown(RECORD_KEYS, &mut cfg.warnings);
-                    if !r.boolean("enabled", true)? {
-                        continue;
-                    }
-                    if let Some(rec) = read_record(&r, default_prefer)? {
-                        cfg.records.push(rec);
+                    if r.boolean("enabled", true)? {
+                        if let Some(rec) = read_record(&r, default_prefer)? {
+                            cfg.records.push(rec);
+                        }
+                    } else if let Ok(Some(rec)) = read_record(&r, default_prefer) {
+                        // Only for `status`; a disabled record may be incomplete.
+                        cfg.disabled.push(rec);
                     }
                 }
             }
@@ -677,6 +713,9 @@ pub fn apply_env_overrides(doc: &mut Document, env: impl Fn(&str) -> Option<Stri
         doc.sections.insert(0, Section { kind: SectionKind::Global, name: "DEFAULT".into(), line: 0, entries: vec![] });
     }
     let g = doc.sections.iter_mut().find(|s| s.kind == SectionKind::Global).expect("inserted above");
+    // The environment replaces the file's value; for a list key (ip_urls, repeated
+    // UCI `list` lines) that means the whole list, not one more item.
+    g.entries.retain(|e| !overrides.iter().any(|o| o.key == e.key));
     g.entries.extend(overrides);
 }
 
@@ -685,7 +724,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
     let domain = r.string("domain").ok_or_else(|| r.missing("domain"))?.trim_end_matches('.').to_ascii_lowercase();
     if !valid_name(&domain) || !domain.contains('.') {
         let e = r.entry("domain").expect("domain was read");
-        return Err(r.err(e, format!("'{domain}' is not a domain name like example.com")));
+        return Err(r.err(e, format!("{} is not a domain name like example.com", shown(&domain))));
     }
     let sub_entry = r.entry("sub_domain").or_else(|| r.entry("rr"));
     let sub_domain = match sub_entry {
@@ -694,14 +733,14 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
     };
     if sub_domain != "@" && !valid_rr(&sub_domain) {
         let e = sub_entry.expect("checked above");
-        return Err(r.err(e, format!("'{sub_domain}' is not a host record (www, a.b, *, @)")));
+        return Err(r.err(e, format!("{} is not a host record (www, a.b, *, @)", shown(&sub_domain))));
     }
     let rtype = match r.entry("type") {
         None => RecordType::A,
         Some(e) => match e.value.to_ascii_uppercase().as_str() {
             "" | "A" => RecordType::A,
             "AAAA" => RecordType::Aaaa,
-            other => return Err(r.err(e, format!("'{other}' is not supported: type must be A or AAAA"))),
+            other => return Err(r.err(e, format!("{} is not supported: type must be A or AAAA", shown(other)))),
         },
     };
     let ttl = r.number("ttl", 1, 86_400)?.map(|n| n as u32);
@@ -714,7 +753,7 @@ fn read_record(r: &Reader<'_>, default_prefer: Ipv6Prefer) -> Result<Option<Reco
             let v: Ipv6Addr = e
                 .value
                 .parse()
-                .map_err(|_| r.err(e, format!("'{}' is not an IPv6 interface ID like ::1234", e.value)))?;
+                .map_err(|_| r.err(e, format!("{} is not an IPv6 interface ID like ::1234", shown(&e.value))))?;
             if rtype != RecordType::Aaaa {
                 return Err(r.err(e, "only applies to type=AAAA records".into()));
             }
@@ -854,6 +893,24 @@ interface=eth0
     }
 
     #[test]
+    fn syntax_errors_never_echo_a_secret() {
+        for (text, line, key) in [
+            ("[DEFAULT]\naccess_id=LTAIx\naccess_key MYSECRET0123\n", 3, Some("access_key")),
+            ("[DEFAULT]\nMYSECRET0123\n", 2, None),
+            // An indented line continues the value before it.
+            ("[DEFAULT]\ninterval=600x\n  access_key=MYSECRET0123\n", 2, Some("interval")),
+            ("[DEFAULT]\nendpoint=alidns\n  access_key=MYSECRET0123\n", 2, Some("endpoint")),
+            ("[DEFAULT MYSECRET0123\n", 1, None),
+        ] {
+            let e = load(text).unwrap_err();
+            assert_eq!((e.line, e.key.as_deref()), (line, key), "{text:?}: {e}");
+            assert!(!e.to_string().contains("MYSECRET0123"), "{e}");
+        }
+        let e = load("[DEFAULT]\ninterval=soon\n").unwrap_err();
+        assert!(e.to_string().contains("'soon'"), "a one-line value is still shown: {e}");
+    }
+
+    #[test]
     fn unknown_keys_warn() {
         let c = load("[DEFAULT]\ncolour=blue\n[r]\ndomain=example.com\nsub_domain=www\nfoo=1\n").unwrap();
         assert_eq!(c.warnings.len(), 2);
@@ -894,6 +951,21 @@ interface=eth0
         let c = Config::from_document(&doc).unwrap();
         assert_eq!(c.global.interval, 60);
         assert_eq!(c.global.state_file, PathBuf::from("/tmp/s"));
+        // A list from the environment replaces the file's list, in both formats.
+        for text in [
+            "[DEFAULT]\nip_urls=http://file-a/, http://file-b/\nipv6_urls=http://file6/\n",
+            "config global\n\tlist ip_urls 'http://file-a/'\n\tlist ip_urls 'http://file-b/'\n\tlist ipv6_urls 'http://file6/'\n",
+        ] {
+            let mut doc = parse_document(Path::new("/etc/ddns.conf"), text).unwrap();
+            apply_env_overrides(&mut doc, |k| match k {
+                "ALIDDNS_IP_URLS" => Some("http://env-a/ http://env-b/".into()),
+                "ALIDDNS_IPV6_URLS" => Some("http://env6/".into()),
+                _ => None,
+            });
+            let c = Config::from_document(&doc).unwrap();
+            assert_eq!(c.global.ip_urls, vec!["http://env-a/", "http://env-b/"], "{text}");
+            assert_eq!(c.global.ipv6_urls, vec!["http://env6/"], "{text}");
+        }
         let mut empty = Document::default();
         apply_env_overrides(&mut empty, |k| (k == "ALIDDNS_ACCESS_ID").then(|| "x".to_string()));
         assert_eq!(Config::from_document(&empty).unwrap().global.access_id.as_deref(), Some("x"));
@@ -914,6 +986,19 @@ interface=eth0
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Config::load_or_default(&p, true).unwrap().warnings.is_empty());
         let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn default_path_falls_back_to_the_openwrt_config() {
+        let dir = std::env::temp_dir().join(format!("aliddns-defpath-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ini, uci) = (dir.join("aliddns.conf"), dir.join("aliddns"));
+        assert_eq!(pick_default(&ini, &uci), ini, "neither exists: the documented default");
+        std::fs::write(&uci, "config global 'global'\n").unwrap();
+        assert_eq!(pick_default(&ini, &uci), uci);
+        std::fs::write(&ini, "[DEFAULT]\n").unwrap();
+        assert_eq!(pick_default(&ini, &uci), ini, "the INI file wins when both exist");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::config::{Config, RecordConf, RecordType};
 use crate::error::Error;
 use crate::http::{Family, HttpOptions};
 use crate::log;
-use crate::state::{self, Lock, State};
+use crate::state::{self, LastResult, Lock, State};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,23 +93,30 @@ impl PassSummary {
 
 /// Runs one pass over every record of `cfg`. `client` is None only for a dry run
 /// without credentials.
+///
+/// The state file records each record's last result (and error) for `status`, but is
+/// written only when something in it changed: a pass served entirely from the file
+/// writes nothing. It only ever claims what AliDNS holds: a missing or failed record
+/// is never trusted, and before AliDNS is changed the old claim is withdrawn on disk
+/// (or the file removed), so a crash or a failed save cannot leave a stale claim.
 pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSummary {
     let g = &cfg.global;
     let calls_before = client.map_or(0, Client::calls);
     let _lock = if opts.dry_run { None } else { Lock::acquire(&g.state_file, Duration::from_secs(120)) };
     // Loaded even with --force, which only skips the cache check: entries of
     // other records must survive the rewrite.
-    let mut st = State::load(&g.state_file);
+    let mut disk = Disk { path: &g.state_file, held: State::load(&g.state_file) };
+    let mut st = disk.held.clone();
     let detector = Detector::new(HttpOptions {
         timeout: Duration::from_secs(g.timeout),
         ca_file: g.ca_file.clone(),
         family: None,
     });
-    let mut dirty = false;
     let mut summary = PassSummary::default();
     for rec in &cfg.records {
         let name = rec.fqdn();
         let rtype = rec.rtype.as_str();
+        let key = state::key(&name, rtype, &rec.line_code);
         let mut report = RecordReport { name: name.clone(), rtype, value: None, outcome: Outcome::Unchanged };
         let req = AddrRequest {
             family: if rec.rtype == RecordType::A { Family::V4 } else { Family::V6 },
@@ -127,6 +134,9 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
                 d.addr
             }
             Err(e) => {
+                if !opts.dry_run {
+                    note(&mut st, &key, None, &Err(&e), false);
+                }
                 report.outcome = Outcome::Failed(e);
                 summary.reports.push(report);
                 continue;
@@ -134,17 +144,12 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
         };
         report.value = Some(wanted);
         let value = wanted.to_string();
-        let key = state::key(&name, rtype, &rec.line_code);
         let now = crate::clock::system_now();
-        let cached = st.entries.get(&key).filter(|e| {
-            let age = now - e.checked;
-            e.value == value && (0..g.verify_interval as i64).contains(&age)
-        });
+        let cached = st.entries.get(&key).filter(|e| e.fresh_value(now, g.verify_interval) == Some(value.as_str()));
         if let (Some(e), false) = (cached, opts.force) {
             log::debug(format!(
-                "{name} {rtype}: published as {} and verified {}s ago; no API call",
-                e.value,
-                now - e.checked
+                "{name} {rtype}: published as {value} and verified {}s ago; no API call",
+                now - e.checked_at.unwrap_or(now)
             ));
             report.outcome =
                 if opts.dry_run { Outcome::Plan("unchanged (state file)".into()) } else { Outcome::Unchanged };
@@ -159,23 +164,20 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
             summary.reports.push(report);
             continue;
         };
-        let outcome = reconcile(client, rec, &value, opts.dry_run);
-        match &outcome {
-            Ok((out, id)) => {
-                if !opts.dry_run {
-                    st.entries.insert(key, state::Entry { value: value.clone(), record_id: id.clone(), checked: now });
-                    dirty = true;
+        let mut before_change = || if opts.dry_run { Ok(()) } else { withdraw(&mut disk, &mut st, &key) };
+        let outcome = reconcile(client, rec, &value, opts.dry_run, &mut before_change);
+        if !opts.dry_run {
+            let asked = matches!(&outcome, Ok(_) | Err(Error::Api(_)));
+            match &outcome {
+                Ok((out, id)) => {
+                    note(&mut st, &key, Some((&value, id)), &Ok(out), asked);
                     if let Outcome::Updated(old) = out {
                         on_change(cfg, rec, "updated", old, &value, id);
                     } else if let Outcome::Created = out {
                         on_change(cfg, rec, "created", "", &value, id);
                     }
                 }
-            }
-            Err(_) => {
-                if st.entries.remove(&key).is_some() {
-                    dirty = !opts.dry_run;
-                }
+                Err(e) => note(&mut st, &key, None, &Err(e), asked),
             }
         }
         report.outcome = match outcome {
@@ -184,19 +186,107 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
         };
         summary.reports.push(report);
     }
-    // Forget records no longer in the config, so the file does not grow forever.
-    let before = st.entries.len();
+    // Forget records no longer in the config (or disabled), so the file does not grow forever.
     st.entries.retain(|k, _| cfg.records.iter().any(|r| state::key(&r.fqdn(), r.rtype.as_str(), &r.line_code) == *k));
-    dirty |= st.entries.len() != before && !opts.dry_run;
-    if dirty && let Err(e) = st.save(&g.state_file) {
-        log::warn(format!("cannot write state file {}: {e}", g.state_file.display()));
+    if !opts.dry_run
+        && st != disk.held
+        && let Err(e) = st.save_or_discard(&g.state_file)
+    {
+        log::warn(e);
     }
     summary.api_calls = client.map_or(0, Client::calls) - calls_before;
     summary
 }
 
+/// What the state file on disk holds, as far as this pass knows.
+struct Disk<'a> {
+    path: &'a std::path::Path,
+    held: State,
+}
+
+/// Before AliDNS is changed: if the file on disk claims a value for `key`, withdraws
+/// that claim on disk first. Should the save fail and the file survive removal, the
+/// change is not made (the record fails): afterwards the file would claim a value
+/// AliDNS no longer holds.
+fn withdraw(disk: &mut Disk<'_>, st: &mut State, key: &str) -> Result<(), Error> {
+    if disk.held.entries.get(key).is_none_or(|e| e.value.is_none()) {
+        return Ok(());
+    }
+    if let Some(e) = st.entries.get_mut(key) {
+        e.value = None;
+    }
+    let saved = st
+        .save_or_discard(disk.path)
+        .map_err(|e| Error::Other(format!("{e}: not changing AliDNS while it claims the old value")))?;
+    disk.held = if saved { st.clone() } else { State::default() };
+    Ok(())
+}
+
+/// Records a record's result in the state. `published` is the value and RecordId
+/// AliDNS holds after a successful reconcile; `asked` whether AliDNS answered
+/// (which alone advances `checked_at`).
+fn note(st: &mut State, key: &str, published: Option<(&str, &str)>, outcome: &Result<&Outcome, &Error>, asked: bool) {
+    let now = crate::clock::system_now();
+    let e = st.entries.entry(key.to_string()).or_insert(state::Entry {
+        value: None,
+        record_id: None,
+        checked_at: None,
+        changed_at: None,
+        result: LastResult::Failed,
+        error: None,
+    });
+    if asked {
+        e.checked_at = Some(now);
+    }
+    e.error = None;
+    match outcome {
+        Ok(out) => {
+            e.result = match out {
+                Outcome::Updated(_) => LastResult::Updated,
+                Outcome::Created => LastResult::Created,
+                Outcome::Missing => LastResult::Missing,
+                _ => LastResult::Unchanged,
+            };
+            if matches!(out, Outcome::Updated(_) | Outcome::Created) {
+                e.changed_at = Some(now);
+            }
+            let published = published.filter(|_| e.result.published());
+            e.value = published.map(|(v, _)| v.to_string());
+            e.record_id = published.map(|(_, id)| id.to_string()).filter(|id| !id.is_empty());
+            if e.result == LastResult::Missing {
+                e.error = Some("no such record at AliDNS, and create is off".into());
+            }
+        }
+        Err(err) => {
+            // What AliDNS holds after a failed change is not known; after a failure
+            // before any change it still holds the value (kept for `status`, but a
+            // failed entry is never trusted as published).
+            if asked {
+                e.value = None;
+            }
+            e.result = LastResult::Failed;
+            e.error = Some(error_text(err));
+        }
+    }
+}
+
+/// The text stored as a record's error: AliDNS's `Code: Message`, or the local reason.
+pub fn error_text(e: &Error) -> String {
+    match e {
+        Error::Api(a) => format!("{}: {}", a.code, a.message),
+        other => other.to_string(),
+    }
+}
+
 /// Brings one record to `value`; returns the outcome and the RecordId.
-fn reconcile(client: &Client, rec: &RecordConf, value: &str, dry_run: bool) -> Result<(Outcome, String), Error> {
+/// `before_change` runs just before AliDNS is changed; its error stops the change.
+fn reconcile(
+    client: &Client,
+    rec: &RecordConf,
+    value: &str,
+    dry_run: bool,
+    before_change: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<(Outcome, String), Error> {
     let rtype = rec.rtype.as_str();
     let name = rec.fqdn();
     let found = lookup(client, rec)?;
@@ -208,6 +298,7 @@ fn reconcile(client: &Client, rec: &RecordConf, value: &str, dry_run: bool) -> R
             return Ok((Outcome::Plan(format!("would create with value {value}")), String::new()));
         }
         let spec = spec(rec, value, None);
+        before_change()?;
         return match client.add_domain_record(&rec.domain, &spec) {
             Ok(id) => Ok((Outcome::Created, id)),
             Err(e) if e.code() == Some("DomainRecordDuplicate") => {
@@ -247,6 +338,7 @@ fn reconcile(client: &Client, rec: &RecordConf, value: &str, dry_run: bool) -> R
             target.id.clone(),
         ));
     }
+    before_change()?;
     match client.update_domain_record(&target.id, &spec(rec, value, Some(target)))? {
         UpdateOutcome::Updated => Ok((Outcome::Updated(target.value.clone()), target.id.clone())),
         UpdateOutcome::Unchanged => Ok((Outcome::Unchanged, target.id.clone())),
@@ -377,6 +469,8 @@ pub mod signals {
 /// not ready at boot costs seconds, not a whole interval.
 pub fn run_loop(cfg: &Config, client: Option<&Client>) {
     signals::install();
+    // Held until the daemon exits, so `status` can tell that it runs.
+    let _daemon = state::DaemonLock::acquire(&cfg.global.state_file);
     let interval = Duration::from_secs(cfg.global.interval);
     let mut retry = Duration::from_secs(30);
     log::info(format!(
@@ -412,4 +506,47 @@ pub fn run_loop(cfg: &Config, client: Option<&Client>) {
         }
     }
     log::info("stopping");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: Option<&str>) -> state::Entry {
+        state::Entry {
+            value: value.map(str::to_string),
+            record_id: Some("7".into()),
+            checked_at: Some(1000),
+            changed_at: None,
+            result: LastResult::Unchanged,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_withdrawn_stops_the_change() {
+        let dir = std::env::temp_dir().join(format!("aliddns-withdraw-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state/x")).unwrap();
+        let key = state::key("www.example.com", "A", "default");
+        let mut held = State::default();
+        held.entries.insert(key.clone(), entry(Some("203.0.113.7")));
+        // The "state file" is a non-empty directory: it can be neither replaced,
+        // removed nor emptied, even by root.
+        let path = dir.join("state");
+        let mut disk = Disk { path: &path, held: held.clone() };
+        let mut st = held.clone();
+        let e = withdraw(&mut disk, &mut st, &key).unwrap_err().to_string();
+        assert!(e.contains("not changing AliDNS"), "{e}");
+        // Nothing to withdraw (no claim on disk): the change may go ahead without a write.
+        let mut disk = Disk { path: &path, held: State::default() };
+        assert!(withdraw(&mut disk, &mut st, &key).is_ok());
+        // A writable file: the claim is withdrawn on disk before the change.
+        let path = dir.join("ok");
+        held.save(&path).unwrap();
+        let mut disk = Disk { path: &path, held: held.clone() };
+        let mut st = held;
+        withdraw(&mut disk, &mut st, &key).unwrap();
+        assert_eq!(State::load(&path).entries[&key], entry(None));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

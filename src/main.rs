@@ -14,6 +14,7 @@ mod log;
 mod serve;
 mod sign;
 mod state;
+mod status;
 mod uci;
 
 fn main() {

@@ -45,8 +45,8 @@ struct Command {
     words: Vec<String>,
 }
 
-/// A lexing failure: line and message.
-struct LexError(usize, String);
+/// A lexing failure: line, message and the option it occurred in, if known.
+struct LexError(usize, String, Option<String>);
 
 /// Splits UCI text into commands, following libuci's quoting rules.
 struct Lexer {
@@ -116,7 +116,12 @@ impl Lexer {
                     if words.is_empty() {
                         start = self.line;
                     }
-                    words.push(self.word()?);
+                    // Name the option a broken quote belongs to; its text is never shown.
+                    let key = match words.as_slice() {
+                        [cmd, key] if matches!(cmd.as_str(), "option" | "o" | "list" | "l") => Some(key.clone()),
+                        _ => None,
+                    };
+                    words.push(self.word().map_err(|LexError(l, m, _)| LexError(l, m, key))?);
                 }
             }
         }
@@ -133,7 +138,7 @@ impl Lexer {
                     self.pos += 1;
                     loop {
                         match self.peek() {
-                            None => return Err(LexError(opened, "a ' quote is never closed".into())),
+                            None => return Err(LexError(opened, "a ' quote is never closed".into(), None)),
                             Some('\'') => {
                                 self.pos += 1;
                                 break;
@@ -149,7 +154,7 @@ impl Lexer {
                     self.pos += 1;
                     loop {
                         match self.peek() {
-                            None => return Err(LexError(opened, "a \" quote is never closed".into())),
+                            None => return Err(LexError(opened, "a \" quote is never closed".into(), None)),
                             Some('"') => {
                                 self.pos += 1;
                                 break;
@@ -158,7 +163,7 @@ impl Lexer {
                             Some('\\') => {
                                 self.pos += 1;
                                 match self.peek() {
-                                    None => return Err(LexError(opened, "a \" quote is never closed".into())),
+                                    None => return Err(LexError(opened, "a \" quote is never closed".into(), None)),
                                     Some(c) => self.quoted_char(&mut w, c),
                                 }
                             }
@@ -194,6 +199,26 @@ impl Lexer {
             c => w.push(c),
         }
     }
+}
+
+/// A word as messages show it: quoted when it is short and has no spaces. A long
+/// word (an AccessKey secret is 30 characters) or one that swallowed lines is not
+/// shown: it may be a secret pasted on a line of its own.
+fn shown(word: &str) -> String {
+    if word.chars().any(|c| c.is_whitespace() || c.is_control()) || word.chars().count() > 20 {
+        format!("(a word of {} characters, not shown)", word.chars().count())
+    } else {
+        format!("'{word}'")
+    }
+}
+
+/// Whether a quoted value holds, past its first line, a line that starts with a UCI
+/// command: the sign of a quote left open on the option's own line.
+fn swallowed_a_command(value: &str) -> bool {
+    value.lines().skip(1).any(|l| {
+        let first = l.split_whitespace().next().unwrap_or_default();
+        matches!(first, "config" | "option" | "list" | "package")
+    })
 }
 
 /// `[A-Za-z0-9_]+`: what uci accepts for section and option names.
@@ -233,8 +258,8 @@ pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
         let cmd = match lexer.next_command() {
             Ok(Some(cmd)) => cmd,
             Ok(None) => break,
-            Err(LexError(line, msg)) => {
-                return Err(err(line, None, format!("{msg}{}", in_section(current, &doc, &types))));
+            Err(LexError(line, msg, key)) => {
+                return Err(err(line, key.as_deref(), format!("{msg}{}", in_section(current, &doc, &types))));
             }
         };
         let line = cmd.line;
@@ -252,14 +277,14 @@ pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
                     return Err(err(line, None, "'config' needs a section type, e.g. config record 'www'".into()));
                 };
                 if !valid_type(utype) {
-                    return Err(err(line, None, format!("'{utype}' is not a valid section type")));
+                    return Err(err(line, None, format!("{} is not a valid section type", shown(utype))));
                 }
                 let name = words.get(2).cloned().unwrap_or_default();
                 if !name.is_empty() && !valid_name(&name) {
                     return Err(err(
                         line,
                         None,
-                        format!("section name '{name}' may only contain letters, digits and _"),
+                        format!("section name {} may only contain letters, digits and _", shown(&name)),
                     ));
                 }
                 if words.len() > 3 {
@@ -277,7 +302,7 @@ pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
                         return Err(err(
                             line,
                             None,
-                            format!("unknown section type '{other}': expected global, record or httpdns"),
+                            format!("unknown section type {}: expected global, record or httpdns", shown(other)),
                         ));
                     }
                 };
@@ -325,18 +350,29 @@ pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
                     return Err(err(
                         line,
                         None,
-                        format!("option name '{key}' may only contain letters, digits and _ (in {label})"),
+                        format!("option name {} may only contain letters, digits and _ (in {label})", shown(key)),
                     ));
                 }
                 let key = key.to_ascii_lowercase();
-                if words.len() > 3 {
+                // A quote left open swallows the lines after it, secrets included: such
+                // values are described by their lines, never shown.
+                let last = line + words.iter().map(|w| w.matches('\n').count()).sum::<usize>();
+                let unclosed = words[2..].iter().any(|w| swallowed_a_command(w));
+                if unclosed {
                     return Err(err(
                         line,
                         Some(&key),
                         format!(
-                            "more than one value (in {label}); quote a value that contains spaces: '{}'",
-                            words[2..].join(" ")
+                            "the value runs on to line {last} over other commands (in {label}): \
+                             is a closing quote missing on line {line}?"
                         ),
+                    ));
+                }
+                if words.len() > 3 {
+                    return Err(err(
+                        line,
+                        Some(&key),
+                        format!("more than one value (in {label}); quote a value that contains spaces"),
                     ));
                 }
                 let value = words.get(2).cloned().unwrap_or_default();
@@ -351,7 +387,8 @@ pub fn parse_uci(path: &Path, text: &str) -> Result<Document, ConfigError> {
                     line,
                     None,
                     format!(
-                        "unknown command '{other}': expected config, option or list{}",
+                        "unknown command {}: expected config, option or list{}",
+                        shown(other),
                         in_section(current, &doc, &types)
                     ),
                 ));
@@ -633,6 +670,39 @@ config httpdns 'httpdns'
     }
 
     #[test]
+    fn an_unclosed_quote_never_echoes_the_lines_it_swallowed() {
+        for (text, line, key) in [
+            // One more stray quote later closes the open one: the value swallows lines.
+            (
+                "config global\n\toption interval '300\n\toption access_key 'MY SECRET'\n\toption debug '1\n",
+                2,
+                "interval",
+            ),
+            (
+                "config global\n\toption interval '300\n\toption access_key 'MYSECRET'\n\toption debug 1'\n",
+                2,
+                "interval",
+            ),
+            ("config global\n\toption access_key 'MYSECRET\n\toption access_id 'LTAIx'\n", 3, "access_key"),
+            (
+                "config global\n\toption timeout \"5\n\tlist ip_urls 'http://a/'\n\toption access_key MYSECRET\"\n",
+                2,
+                "timeout",
+            ),
+        ] {
+            let e = load(text).unwrap_err();
+            assert_eq!((e.line, e.key.as_deref()), (line, Some(key)), "{text:?}: {e}");
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+        }
+        let e = doc("config 'global MYSECRET'\n").unwrap_err();
+        assert!(!e.to_string().contains("MYSECRET"), "{e}");
+        // A secret pasted on a line of its own.
+        let e = doc("config global\n\tAbCdEfGhIjKlMnOpQrStUvWxYz1234\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(!e.to_string().contains("AbCdEfGhIjKlMnOpQrStUvWxYz1234"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_section() {
         let e = doc("config global\nconfig recrod 'www'\n").unwrap_err();
         assert_eq!(
@@ -640,7 +710,7 @@ config httpdns 'httpdns'
             "/etc/config/aliddns:2: unknown section type 'recrod': expected global, record or httpdns"
         );
         let e = doc("config record 'www'\n\toption domain example.com\n\toption rr 'home\n").unwrap_err();
-        assert_eq!(e.to_string(), "/etc/config/aliddns:3: a ' quote is never closed (in config record 'www')");
+        assert_eq!(e.to_string(), "/etc/config/aliddns:3: rr: a ' quote is never closed (in config record 'www')");
         let e = doc("config record\n\toption rr my home\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert_eq!(e.key.as_deref(), Some("rr"));

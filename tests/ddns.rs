@@ -4,7 +4,7 @@
 mod common;
 
 use alidns_sim::{Fault, Sim};
-use common::{Echo, aliddns, tempdir};
+use common::{Echo, TempDir, aliddns, tempdir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,7 +13,7 @@ const PROC_ROUTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/p
 struct Env {
     sim: Sim,
     echo: Echo,
-    dir: PathBuf,
+    dir: TempDir,
     conf: PathBuf,
 }
 
@@ -458,4 +458,332 @@ fn the_shipped_openwrt_config_dry_runs() {
         out(&o).trim(),
         "home.example.com A 203.0.113.7 dry-run: would compare with home.example.com A on line default at AliDNS (no credentials)"
     );
+}
+
+/// The state file as JSON.
+fn state_json(env: &Env) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(env.dir.join("state")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_missing_record_is_reported_on_every_pass_and_never_cached() {
+    let env = Env::new(WWW_A);
+    for pass in 1..=3 {
+        let o = env.run(&["update"]);
+        assert_eq!(o.status.code(), Some(1), "pass {pass}: {}", err(&o));
+        assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 missing", "pass {pass}");
+        assert_eq!(env.sim.count("DescribeSubDomainRecords"), pass, "every pass asks AliDNS again");
+    }
+    let e = &state_json(&env)["records"]["www.example.com|A|default"];
+    assert!(e["value"].is_null() && e["record_id"].is_null(), "the state claims nothing: {e}");
+    assert_eq!(e["result"], "missing");
+    // Once the record exists, the next pass finds it (and only then caches it).
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let o = env.run(&["update"]);
+    assert_eq!((o.status.code(), out(&o).trim()), (Some(0), "www.example.com A 203.0.113.7 updated"));
+}
+
+#[test]
+fn a_failed_record_is_reported_on_every_pass() {
+    let env = Env::with_global("retries=0", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.sim.inject(Fault::Throttle { count: 2, action: Some("UpdateDomainRecord".into()) });
+    for pass in 1..=2 {
+        let o = env.run(&["update"]);
+        assert_eq!(o.status.code(), Some(1), "pass {pass}");
+        assert!(out(&o).contains("failed: Throttling.User"), "pass {pass}: {}", out(&o));
+    }
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 2);
+    let o = env.run(&["update"]);
+    assert_eq!((o.status.code(), out(&o).trim()), (Some(0), "www.example.com A 203.0.113.7 updated"));
+}
+
+/// Runs a pass that cannot write any file (RLIMIT_FSIZE 0, as a full disk does; it
+/// binds root too), with SIGXFSZ ignored so writes fail instead of killing it.
+fn run_without_disk_space(env: &Env, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = env.cmd(args);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run aliddns")
+}
+
+#[test]
+fn a_failed_state_save_leaves_no_stale_claim() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    assert!(env.run(&["update"]).status.success());
+    // A redial to a new address while the state cannot be saved.
+    env.echo.set("203.0.113.99\n");
+    let o = run_without_disk_space(&env, &["update"]);
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.99 updated", "{}", err(&o));
+    assert!(err(&o).contains("cannot write state file"), "{}", err(&o));
+    // Back to the first address within verify_interval: the old claim must not be trusted.
+    env.echo.set("203.0.113.7\n");
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
+}
+
+#[test]
+fn an_oversized_state_file_is_ignored_and_rewritten() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "203.0.113.7", 600, "default");
+    let big = format!(
+        "{{\"version\":2,\"records\":{{\"www.example.com|A|default\":{{\"value\":\"203.0.113.7\",\"record_id\":\"1\",\
+         \"checked_at\":{},\"changed_at\":null,\"result\":\"unchanged\",\"error\":null}}}}}}{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        " ".repeat(2 << 20)
+    );
+    std::fs::write(env.dir.join("state"), big).unwrap();
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("larger than"), "{}", err(&o));
+    assert_eq!(env.sim.count("DescribeSubDomainRecords"), 1, "the oversized file is not trusted");
+    assert!(std::fs::metadata(env.dir.join("state")).unwrap().len() < 4096, "rewritten");
+}
+
+#[test]
+fn environment_lists_replace_the_files_lists() {
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let other = Echo::start("203.0.113.50\n");
+    let o = env.cmd(&["update"]).env("ALIDDNS_IP_URLS", &other.url).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.50 updated");
+    assert_eq!(env.echo.hits(), 0, "the file's ip_urls are not asked");
+}
+
+#[test]
+fn verbose_signature_mismatch_masks_the_access_key_id() {
+    let env = Env::new(WWW_A);
+    env.sim.add_key("LTAI5tSimKeyId9876", "the-right-secret");
+    let text = std::fs::read_to_string(&env.conf).unwrap().replace("access_id=testid", "access_id=LTAI5tSimKeyId9876");
+    std::fs::write(&env.conf, text).unwrap();
+    let o = env.run(&["-v", "domains"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(e.contains("SignatureDoesNotMatch"), "{e}");
+    assert!(e.contains("our    string to sign") && e.contains("server string to sign"), "{e}");
+    assert!(e.matches("LTAI****9876").count() >= 2, "both strings show the masked ID: {e}");
+    assert!(!e.contains("LTAI5tSimKeyId9876") && !e.contains("testsecret"), "{e}");
+}
+
+#[test]
+fn config_syntax_errors_never_print_a_secret() {
+    let dir = tempdir("secret");
+    for (name, text) in [
+        ("ini.conf", "[DEFAULT]\naccess_id=LTAIx\naccess_key MYSECRET0123\n"),
+        ("cont.conf", "[DEFAULT]\ninterval=600x\n  access_key=MYSECRET0123\n"),
+        (
+            "aliddns",
+            "config global 'global'\n\toption interval '300\n\toption access_key 'MYSECRET0123'\n\toption debug 1'\n",
+        ),
+        ("aliddns2", "config global 'global'\n\toption access_key 'MYSECRET0123\n\toption access_id 'LTAIx'\n"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let o = aliddns().arg("-c").arg(&path).args(["update", "--dry-run"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let e = err(&o);
+        assert!(e.contains(&format!("{}:", path.display())), "names the file: {e}");
+        assert!(!e.contains("MYSECRET0123"), "{name}: {e}");
+    }
+}
+
+/// `aliddns status --json` for `env`.
+fn status_json(env: &Env) -> serde_json::Value {
+    let o = env.run(&["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    serde_json::from_str(&out(&o)).unwrap_or_else(|e| panic!("{e}: {}", out(&o)))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn status_before_and_after_a_pass_field_by_field() {
+    let env =
+        Env::new(&format!("{WWW_A}[off]\nenabled=0\ndomain=example.org\nsub_domain=@\ntype=AAAA\nline=telecom\n"));
+    let id = env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    let v = status_json(&env);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["config", "records", "running", "state_file"]);
+    assert_eq!(v["config"], env.conf.display().to_string());
+    assert_eq!(v["state_file"], env.dir.join("state").display().to_string());
+    assert_eq!(v["running"], false);
+    let recs = v["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 2);
+    let www = recs[0].as_object().unwrap();
+    let mut keys: Vec<&str> = www.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "changed_at",
+            "checked_at",
+            "domain",
+            "enabled",
+            "error",
+            "line",
+            "name",
+            "record_id",
+            "result",
+            "rr",
+            "section",
+            "type",
+            "value"
+        ]
+    );
+    let expect = serde_json::json!({"section": "www", "name": "www.example.com", "domain": "example.com", "rr": "www",
+        "type": "A", "line": "default", "enabled": true, "value": null, "record_id": null, "changed_at": null,
+        "checked_at": null, "result": "never", "error": null});
+    assert_eq!(recs[0], expect);
+    let off = serde_json::json!({"section": "off", "name": "example.org", "domain": "example.org", "rr": "@",
+        "type": "AAAA", "line": "telecom", "enabled": false, "value": null, "record_id": null, "changed_at": null,
+        "checked_at": null, "result": "disabled", "error": null});
+    assert_eq!(recs[1], off);
+    assert_eq!(env.sim.count("*"), 0, "status asks nothing of AliDNS");
+
+    let before = now();
+    assert!(env.run(&["update"]).status.success());
+    let v = status_json(&env);
+    let r = &v["records"][0];
+    assert_eq!((r["result"].as_str(), r["value"].as_str()), (Some("updated"), Some("203.0.113.7")));
+    assert_eq!(r["record_id"], id);
+    assert!(r["error"].is_null());
+    for k in ["changed_at", "checked_at"] {
+        let t = r[k].as_i64().unwrap_or_else(|| panic!("{k}: {r}"));
+        assert!((before..=now()).contains(&t), "{k}: {t}");
+    }
+    assert_eq!(v["records"][1], off);
+
+    // The text form: a daemon line, a header, one aligned line per record.
+    let o = env.run(&["status"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("daemon: not running"), "{text}");
+    assert!(lines[1].starts_with("NAME") && lines[1].contains("RESULT"), "{text}");
+    let col = lines[1].find("RESULT").unwrap();
+    assert!(lines[2].starts_with("www.example.com") && lines[2][col..].starts_with("updated"), "{text}");
+    assert!(lines[2].contains("203.0.113.7") && lines[2].contains("s ago"), "{text}");
+    assert!(lines[3].starts_with("example.org") && lines[3][col..].starts_with("disabled"), "{text}");
+}
+
+#[test]
+fn status_after_a_failure_and_for_a_missing_record() {
+    let env = Env::with_global(
+        "retries=0",
+        &format!("{WWW_A}[gone]\ndomain=example.com\nsub_domain=gone\n[nas]\ndomain=example.com\nsub_domain=nas\n"),
+    );
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    env.sim.add_record("example.com", "nas", "A", "203.0.113.7", 600, "default");
+    env.sim.inject(Fault::Error {
+        count: 1,
+        status: 403,
+        code: "Forbidden.RAM".into(),
+        message: "User not authorized to operate on the specified resource.".into(),
+        action: Some("UpdateDomainRecord".into()),
+    });
+    let o = env.run(&["update"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = status_json(&env);
+    let r = &v["records"][0];
+    assert_eq!(r["result"], "failed");
+    assert_eq!(r["error"], "Forbidden.RAM: User not authorized to operate on the specified resource.");
+    assert!(r["value"].is_null(), "a failed change leaves the value unknown: {r}");
+    assert!(r["checked_at"].is_i64(), "AliDNS answered: {r}");
+    let gone = &v["records"][1];
+    assert_eq!(gone["result"], "missing");
+    assert!(gone["value"].is_null() && gone["record_id"].is_null() && gone["error"].is_string(), "{gone}");
+    let nas = &v["records"][2];
+    assert_eq!((nas["result"].as_str(), nas["value"].as_str()), (Some("unchanged"), Some("203.0.113.7")));
+    assert!(nas["changed_at"].is_null(), "we never changed it: {nas}");
+    let text = out(&env.run(&["status"]));
+    assert!(text.contains("Forbidden.RAM: User not authorized"), "{text}");
+
+    // A local failure (no address) keeps the last published value, marked failed.
+    env.echo.set("not an address\n");
+    env.run(&["update"]);
+    let nas = &status_json(&env)["records"][2];
+    assert_eq!((nas["result"].as_str(), nas["value"].as_str()), (Some("failed"), Some("203.0.113.7")));
+    assert!(nas["error"].as_str().unwrap().contains("not an address"), "{nas}");
+}
+
+#[test]
+fn status_needs_no_credentials_and_exits_2_on_a_config_error() {
+    let dir = tempdir("status");
+    let conf = dir.join("c.conf");
+    std::fs::write(&conf, format!("[DEFAULT]\nstate_file={}/s\n{WWW_A}", dir.display())).unwrap();
+    let o = aliddns().arg("-c").arg(&conf).args(["status", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(v["records"][0]["result"], "never");
+    assert!(!dir.join("s").exists() && !dir.join("s.daemon").exists(), "status creates nothing");
+    std::fs::write(&conf, "[DEFAULT]\ninterval=soon\n").unwrap();
+    let o = aliddns().arg("-c").arg(&conf).arg("status").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn an_unchanged_pass_does_not_rewrite_the_state_file() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    assert!(env.run(&["update"]).status.success());
+    let path = env.dir.join("state");
+    let meta = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ino(), m.mtime(), m.mtime_nsec())
+    };
+    let before = meta(&path);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.sim.reset_calls();
+    for _ in 0..2 {
+        let o = env.run(&["update"]);
+        assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 unchanged");
+    }
+    assert_eq!(env.sim.count("*"), 0);
+    assert_eq!(meta(&path), before, "no write when nothing changed");
+    // A verify (--force asks AliDNS) records when it looked: that is a change.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(env.run(&["update", "--force"]).status.success());
+    assert_ne!(meta(&path), before);
+}
+
+#[test]
+fn status_sees_a_running_daemon_but_not_an_update() {
+    let env = Env::with_global("interval=3600", WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    // A pass from cron or hotplug holds the pass lock, not the daemon's.
+    env.sim.inject(Fault::Delay { count: 1, ms: 1500, action: None });
+    let update = env.cmd(&["update"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(status_json(&env)["running"], false);
+    assert!(update.wait_with_output().unwrap().status.success());
+
+    let mut child = env.cmd(&["run"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while status_json(&env)["running"] != true {
+        assert!(start.elapsed().as_secs() < 20, "the daemon never showed as running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(out(&env.run(&["status"])).starts_with("daemon: running"));
+    assert_eq!(status_json(&env)["running"], true, "probing does not disturb it");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-s", "TERM", &pid]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(status_json(&env)["running"], false);
 }

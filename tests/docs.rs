@@ -55,7 +55,7 @@
 mod common;
 
 use alidns_sim::Sim;
-use common::{Echo, aliddns, tempdir};
+use common::{Echo, TempDir, aliddns, tempdir};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -283,15 +283,10 @@ fn sh_commands(b: &Block) -> Vec<DocCommand> {
 struct World {
     sim: Sim,
     echo: Echo,
-    dir: PathBuf,
+    /// Removed with everything in it when the world is dropped.
+    dir: TempDir,
     conf: PathBuf,
     ipv4: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl World {

@@ -4,13 +4,14 @@
 mod common;
 
 use alidns_sim::{Fault, Sim};
-use common::{aliddns, tempdir};
+use common::{TempDir, aliddns, tempdir};
 use std::path::PathBuf;
 use std::process::Output;
 
 struct Env {
     sim: Sim,
     conf: PathBuf,
+    _dir: TempDir,
 }
 
 fn setup(extra: &str) -> Env {
@@ -27,7 +28,7 @@ fn setup(extra: &str) -> Env {
         ),
     )
     .unwrap();
-    Env { sim, conf }
+    Env { sim, conf, _dir: dir }
 }
 
 fn run(env: &Env, args: &[&str]) -> Output {

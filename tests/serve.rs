@@ -6,7 +6,7 @@ mod common;
 mod goedge;
 
 use alidns_sim::{Fault, Sim};
-use common::{aliddns, tempdir};
+use common::{TempDir, aliddns, tempdir};
 use goedge::{GoEdge, Node, Record, acme_present, go_map, go_record, go_str, sync_cluster, sync_server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -20,6 +20,7 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// A running `aliddns serve`, killed on drop; its stderr is collected.
 struct Bridge {
     child: Child,
+    _dir: TempDir,
     url: String,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -29,7 +30,7 @@ impl Bridge {
         Self::try_start(sim, httpdns).unwrap_or_else(|(code, log)| panic!("serve did not start ({code:?}):\n{log}"))
     }
 
-    fn config(sim: &Sim, httpdns: &str) -> PathBuf {
+    fn config(sim: &Sim, httpdns: &str) -> (TempDir, PathBuf) {
         let dir = tempdir("serve");
         let path = dir.join("aliddns.conf");
         std::fs::write(
@@ -40,12 +41,12 @@ impl Bridge {
             ),
         )
         .unwrap();
-        path
+        (dir, path)
     }
 
     /// Starts serve; on failure returns the exit code and what it printed.
     fn try_start(sim: &Sim, httpdns: &str) -> Result<Bridge, (Option<i32>, String)> {
-        let path = Self::config(sim, httpdns);
+        let (dir, path) = Self::config(sim, httpdns);
         let mut child = aliddns()
             .arg("-c")
             .arg(&path)
@@ -70,7 +71,7 @@ impl Bridge {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => Ok(Bridge { child, url, log }),
+            Ok(url) => Ok(Bridge { child, _dir: dir, url, log }),
             Err(_) => {
                 let code = child.wait().ok().and_then(|s| s.code());
                 std::thread::sleep(Duration::from_millis(100));

@@ -3,7 +3,7 @@
 //! binary) and `ALIDDNS_RUNNER` runs it through an emulator (e.g. `qemu-mipsel`).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The binary under test.
@@ -40,9 +40,33 @@ pub fn aliddns() -> Command {
     cmd
 }
 
-/// A fresh temporary directory, removed by nothing (the OS tmp cleaner does it);
-/// unique per test so tests can run in parallel.
-pub fn tempdir(tag: &str) -> PathBuf {
+/// A temporary directory, removed with everything in it when dropped (also when the
+/// test panics), so the suite leaves nothing behind in /tmp.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh temporary directory, unique per test so tests can run in parallel; keep
+/// the guard alive as long as the directory is used.
+pub fn tempdir(tag: &str) -> TempDir {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -53,7 +77,7 @@ pub fn tempdir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+    TempDir(dir)
 }
 
 /// A loopback "what is my IP" echo server answering every request with a body
