@@ -1,6 +1,7 @@
 //! A blocking AliDNS (Alibaba Cloud DNS, API version 2015-01-09) client: signs each
 //! attempt afresh, retries what is transient, corrects a wrong local clock from the
-//! server's `Date`, and decodes answers leniently where the wire is inconsistent.
+//! server's `Date`, and decodes answers leniently where the wire is inconsistent
+//! (what the wire does, and which errors are worth a retry: docs/protocol-notes.md).
 
 use crate::clock::Clock;
 use crate::config::{Global, Secret};
@@ -172,7 +173,7 @@ pub struct LineInfo {
     pub father_code: Option<String>,
 }
 
-/// What DescribeDomainInfo says about TTL limits.
+/// What `DescribeDomainInfo` says about TTL limits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainInfo {
     /// Zone name.
@@ -267,17 +268,18 @@ impl Client {
         loop {
             match self.call_once(action, params) {
                 Ok(v) => return Ok(v),
-                Err((Error::Api(e), Some(server_now))) if e.code == "InvalidTimeStamp.Expired" && !clock_fixed => {
+                Err(Error::Api(ApiError { code, date: Some(server_now), .. }))
+                    if code == "InvalidTimeStamp.Expired" && !clock_fixed =>
+                {
                     clock_fixed = true;
                     let before = self.clock.offset();
                     let off = self.clock.set_server_time(server_now);
                     log::warn(format!(
-                        "local clock is off by {}s (AliDNS answered InvalidTimeStamp.Expired); \
-                         using the server's time for the rest of this run (was offset {before}s)",
-                        off
+                        "local clock is off by {off}s (AliDNS answered InvalidTimeStamp.Expired); \
+                         using the server's time for the rest of this run (was offset {before}s)"
                     ));
                 }
-                Err((e, _)) if e.retryable() && attempt < self.opts.retries => {
+                Err(e) if e.retryable() && attempt < self.opts.retries => {
                     let wait = self.backoff(attempt, &e);
                     if self.opts.budget.is_some_and(|b| started.elapsed() + wait >= b) {
                         log::warn(format!("{action}: {e}; no time left for a retry"));
@@ -292,22 +294,22 @@ impl Client {
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
-                Err((e, _)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
     }
 
     fn backoff(&self, attempt: u32, e: &Error) -> Duration {
-        let base = self.opts.retry_delay.as_millis() as u64;
+        let base = u64::try_from(self.opts.retry_delay.as_millis()).unwrap_or(u64::MAX);
         let exp = base.saturating_mul(1u64 << attempt.min(10)).min(30_000);
         let mut r = [0u8; 2];
         let _ = getrandom::getrandom(&mut r);
         // Jitter: 50%..150% of the exponential step, so clients hitting the same
         // throttle do not retry in lockstep.
-        let jitter = u16::from_le_bytes(r) as u64 % 1001;
+        let jitter = u64::from(u16::from_le_bytes(r)) % 1001;
         let mut ms = exp / 2 + exp * jitter / 1000;
         if let Error::Api(ApiError { retry_after: Some(s), .. }) = e {
-            ms = ms.max(s.saturating_mul(1000)).min(60_000);
+            ms = ms.max(u64::from(*s).saturating_mul(1000)).min(60_000);
         }
         Duration::from_millis(ms)
     }
@@ -334,10 +336,9 @@ impl Client {
         (q, all)
     }
 
-    // The error travels with the server's Date (for clock correction); it lives
-    // only between call_once and call, so its size does not matter.
-    #[allow(clippy::result_large_err)]
-    fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value, (Error, Option<i64>)> {
+    /// One signed attempt. An AliDNS error carries the server's `Date`, from which
+    /// [`Client::call`] corrects the clock.
+    fn call_once(&self, action: &str, params: &[(&str, &str)]) -> Result<Value> {
         let (query, signed) = self.signed_query(action, params);
         if log::verbose() {
             let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -346,7 +347,7 @@ impl Client {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let url = format!("{}?{}", self.url, query);
-        let resp = http::send(&self.agent, "POST", &url).map_err(|e| (e, None))?;
+        let resp = http::send(&self.agent, "POST", &url)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",
@@ -359,26 +360,25 @@ impl Client {
                 .map(|r| format!(" RequestId {r}"))
                 .unwrap_or_default()
         ));
-        let err = match (&parsed, resp.status) {
+        let retry_after = resp.retry_after.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+        let mut err = match (&parsed, resp.status) {
             (Some(v), 200..=299) if !is_error_body(v) => return Ok(parsed.unwrap_or(Value::Null)),
-            (Some(v), _) => api_error(resp.status, v, resp.retry_after),
+            (Some(v), _) => api_error(resp.status, v, retry_after),
             (None, 200..=299) => {
-                return Err((
-                    Error::Network {
-                        message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
-                        transient: true,
-                    },
-                    resp.date,
-                ));
+                return Err(Error::Network {
+                    message: format!("{action}: AliDNS answered HTTP {} with a body that is not JSON", resp.status),
+                    transient: true,
+                });
             }
             (None, status) => ApiError {
                 status,
                 code: format!("HTTP{status}"),
                 message: snippet(&resp.body),
-                retry_after: resp.retry_after,
+                retry_after,
                 ..Default::default()
             },
         };
+        err.date = resp.date;
         if err.code == "SignatureDoesNotMatch" {
             let ours = sign::string_to_sign("POST", &signed);
             let token = self.creds.security_token.as_ref().map(|t| t.expose().to_string());
@@ -394,12 +394,12 @@ impl Client {
             log::debug(format!("our    string to sign: {}", redact(&ours)));
             if let Some(theirs) = &err.server_string_to_sign {
                 log::debug(format!("server string to sign: {}", redact(theirs)));
-                if *theirs == ours {
+                if **theirs == *ours {
                     log::debug("the strings match, so the AccessKey secret is wrong");
                 }
             }
         }
-        Err((Error::Api(err), resp.date))
+        Err(Error::Api(err))
     }
 
     fn pages<T>(
@@ -422,7 +422,7 @@ impl Client {
             let items = list(&v, outer, inner);
             let n = items.len();
             out.extend(items.into_iter().map(&decode));
-            let total = num(&v, "TotalCount").unwrap_or(0).max(0) as usize;
+            let total = usize::try_from(num(&v, "TotalCount").unwrap_or(0).max(0)).unwrap_or(usize::MAX);
             if n == 0 || out.len() >= total {
                 break;
             }
@@ -435,7 +435,7 @@ impl Client {
         self.pages("DescribeDomains", &[], 100, "Domains", "Domain", |d| Domain {
             name: string(d, "DomainName"),
             id: string(d, "DomainId"),
-            record_count: num(d, "RecordCount").map(|n| n.max(0) as u64),
+            record_count: num(d, "RecordCount").map(|n| n.max(0).unsigned_abs()),
         })
     }
 
@@ -550,12 +550,12 @@ impl Client {
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             })
-            .map(|n| n.min(u32::MAX as u64) as u32)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
             .collect();
         available.sort_unstable();
         Ok(DomainInfo {
             name: string(&v, "DomainName"),
-            min_ttl: num(&v, "MinTtl").map(|n| n.clamp(0, u32::MAX as i64) as u32),
+            min_ttl: num(&v, "MinTtl").map(clamp_u32),
             available_ttls: available,
             version_code: string(&v, "VersionCode"),
         })
@@ -608,7 +608,9 @@ fn snippet(body: &str) -> String {
     if t.is_empty() { "(empty body)".into() } else { t }
 }
 
-fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
+fn api_error(status: u16, v: &Value, retry_after: Option<u32>) -> ApiError {
+    // Where a `SignatureDoesNotMatch` message appends the server's string to sign.
+    const MARK: &str = "server string to sign is:";
     let pick = |a: &str, b: &str| {
         let s = string(v, a);
         if s.is_empty() { string(v, b) } else { s }
@@ -622,9 +624,8 @@ fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
         message = "(no message)".into();
     }
     let mut server_sts = None;
-    const MARK: &str = "server string to sign is:";
     if let Some(i) = message.find(MARK) {
-        server_sts = Some(message[i + MARK.len()..].trim().to_string());
+        server_sts = Some(message[i + MARK.len()..].trim().into());
         message = message[..i].trim().to_string();
     }
     ApiError {
@@ -634,6 +635,7 @@ fn api_error(status: u16, v: &Value, retry_after: Option<u64>) -> ApiError {
         request_id: pick("RequestId", "requestId"),
         server_string_to_sign: server_sts,
         retry_after,
+        date: None,
     }
 }
 
@@ -654,6 +656,11 @@ fn num(v: &Value, key: &str) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// `n` limited to the range of u32 (a TTL or priority the wire got wrong).
+fn clamp_u32(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// A field as a bool, whether sent as a bool or as "true"/"false".
@@ -682,10 +689,10 @@ fn record(r: &Value) -> Record {
         rr: string(r, "RR"),
         rtype: string(r, "Type"),
         value: string(r, "Value"),
-        ttl: num(r, "TTL").map(|n| n.clamp(0, u32::MAX as i64) as u32).unwrap_or(600),
+        ttl: num(r, "TTL").map_or(600, clamp_u32),
         line: Some(string(r, "Line")).filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()),
         status: string(r, "Status"),
-        priority: num(r, "Priority").filter(|n| *n > 0).map(|n| n.min(u32::MAX as i64) as u32),
+        priority: num(r, "Priority").filter(|n| *n > 0).map(clamp_u32),
         locked: boolean(r, "Locked"),
     }
 }
@@ -813,7 +820,7 @@ mod tests {
                 endpoint: "http://127.0.0.1:9".into(),
                 http: HttpOptions::default(),
                 retries: 3,
-                retry_delay: Duration::from_millis(1000),
+                retry_delay: Duration::from_secs(1),
                 budget: None,
             },
         )

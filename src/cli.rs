@@ -387,7 +387,7 @@ fn cmd_ip(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     };
     positionals(args, &[])?;
     let g = &ctx.config.global;
-    let detector = Detector::new(HttpOptions::from_global(g));
+    let mut detector = Detector::new(HttpOptions::from_global(g));
     let req = AddrRequest {
         family,
         interface: interface.as_deref().or(g.nic_interface.as_deref()),

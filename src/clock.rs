@@ -1,6 +1,7 @@
 //! Wall-clock time with a learned correction: routers often boot with a clock in
 //! 1970, and AliDNS rejects timestamps more than 15 minutes off. The offset learned
-//! from a server's `Date` header is kept for the rest of the process.
+//! from a server's `Date` header is kept for the rest of the process
+//! (docs/protocol-notes.md, "AliDNS: clock skew").
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,13 +34,13 @@ impl Clock {
 
     /// Seconds added to the system time (positive: the local clock is behind).
     pub fn offset(&self) -> i64 {
-        *self.offset.lock().unwrap_or_else(|p| p.into_inner())
+        *self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Learns the offset from a server's idea of now.
     pub fn set_server_time(&self, server_now: i64) -> i64 {
         let off = server_now - system_now();
-        *self.offset.lock().unwrap_or_else(|p| p.into_inner()) = off;
+        *self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = off;
         off
     }
 

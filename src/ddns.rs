@@ -9,6 +9,7 @@ use crate::config::{Config, RecordConf, RecordType};
 use crate::error::Error;
 use crate::http::{Family, HttpOptions};
 use crate::log;
+use crate::signal;
 use crate::state::{self, LastResult, Lock, State};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -56,7 +57,7 @@ pub struct RecordReport {
 impl RecordReport {
     /// `www.example.com A 203.0.113.7 updated`, the documented line format.
     pub fn line(&self) -> String {
-        let value = self.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let value = self.value.map_or_else(|| "-".into(), |v| v.to_string());
         let what = match &self.outcome {
             Outcome::Unchanged => "unchanged".to_string(),
             Outcome::Updated(_) => "updated".to_string(),
@@ -107,11 +108,7 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
     // other records must survive the rewrite.
     let mut disk = Disk { path: &g.state_file, held: State::load(&g.state_file) };
     let mut st = disk.held.clone();
-    let detector = Detector::new(HttpOptions {
-        timeout: Duration::from_secs(g.timeout),
-        ca_file: g.ca_file.clone(),
-        family: None,
-    });
+    let mut detector = Detector::new(HttpOptions::from_global(g));
     let mut summary = PassSummary::default();
     for rec in &cfg.records {
         let name = rec.fqdn();
@@ -426,49 +423,11 @@ fn on_change(cfg: &Config, rec: &RecordConf, action: &str, old: &str, new: &str,
     }
 }
 
-/// Signals the daemon reacts to, set from the signal handler.
-pub mod signals {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static PASS_NOW: AtomicBool = AtomicBool::new(false);
-    static STOP: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_signal(sig: libc::c_int) {
-        // Only async-signal-safe work here: set a flag.
-        if sig == libc::SIGUSR1 {
-            PASS_NOW.store(true, Ordering::SeqCst);
-        } else {
-            STOP.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Installs handlers: SIGUSR1 asks for a pass now, SIGTERM/SIGINT for a clean stop.
-    pub fn install() {
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT] {
-            // SAFETY: installing a handler that only stores to atomics.
-            unsafe {
-                libc::signal(sig, handler);
-            }
-        }
-    }
-
-    /// Whether a stop was requested.
-    pub fn stop_requested() -> bool {
-        STOP.load(Ordering::SeqCst)
-    }
-
-    /// Consumes a pending "pass now" request.
-    pub fn take_pass_request() -> bool {
-        PASS_NOW.swap(false, Ordering::SeqCst)
-    }
-}
-
 /// `aliddns run`: a pass every `interval` seconds until SIGTERM. A failed pass is
 /// retried sooner (30 s, doubling up to the interval), so a WAN or clock that is
 /// not ready at boot costs seconds, not a whole interval.
 pub fn run_loop(cfg: &Config, client: Option<&Client>) {
-    signals::install();
+    signal::install();
     // Held until the daemon exits, so `status` can tell that it runs.
     let _daemon = state::DaemonLock::acquire(&cfg.global.state_file);
     let interval = Duration::from_secs(cfg.global.interval);
@@ -479,7 +438,7 @@ pub fn run_loop(cfg: &Config, client: Option<&Client>) {
         cfg.records.len(),
         cfg.global.interval
     ));
-    while !signals::stop_requested() {
+    while !signal::stop_requested() {
         let summary = pass(cfg, client, PassOptions::default());
         for r in &summary.reports {
             // Quiet when nothing happened, to keep the router's log readable.
@@ -496,13 +455,18 @@ pub fn run_loop(cfg: &Config, client: Option<&Client>) {
             retry = Duration::from_secs(30);
             interval
         };
+        // Until the next pass is due, asleep unless a signal arrives.
         let until = Instant::now() + wait;
-        while Instant::now() < until && !signals::stop_requested() {
-            if signals::take_pass_request() {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || signal::stop_requested() {
+                break;
+            }
+            if signal::take_pass_request() {
                 log::info("SIGUSR1: pass now");
                 break;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            signal::wait(Some(left));
         }
     }
     log::info("stopping");

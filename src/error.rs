@@ -16,19 +16,23 @@ pub struct ApiError {
     /// AliDNS `RequestId`, for a support ticket.
     pub request_id: String,
     /// The server's string-to-sign, split off a `SignatureDoesNotMatch` message.
-    pub server_string_to_sign: Option<String>,
-    /// Seconds the server asked us to wait (`x-acs-retry-after`).
-    pub retry_after: Option<u64>,
+    pub server_string_to_sign: Option<Box<str>>,
+    /// Seconds the server asked us to wait (`x-acs-retry-after`); u32, like the boxed
+    /// string-to-sign, keeps every `Result` of the crate small.
+    pub retry_after: Option<u32>,
+    /// The response's `Date` header in seconds since the epoch: the server's clock,
+    /// from which `InvalidTimeStamp.Expired` is corrected.
+    pub date: Option<i64>,
 }
 
 impl ApiError {
     /// Whether a fresh attempt (new nonce and timestamp) can succeed: throttling,
     /// server-side trouble and nonce reuse are transient, everything else is not
-    /// (alidns-api.md §4.2, §4.3).
+    /// (the codes and why: docs/protocol-notes.md, "Errors and retries").
     pub fn retryable(&self) -> bool {
         let c = self.code.as_str();
+        // `contains`, not `starts_with`: `Rejected.Throttling` is throttling too.
         self.status >= 500
-            || c.starts_with("Throttling")
             || c.contains("Throttling")
             || matches!(
                 c,
@@ -46,17 +50,18 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)?;
-        if !self.request_id.is_empty() {
-            write!(f, " (HTTP {}, RequestId {})", self.status, self.request_id)?;
+        if self.request_id.is_empty() {
+            write!(f, " (HTTP {})", self.status)
         } else {
-            write!(f, " (HTTP {})", self.status)?;
+            write!(f, " (HTTP {}, RequestId {})", self.status, self.request_id)
         }
-        Ok(())
     }
 }
 
 /// Everything that can go wrong, grouped by what the user has to do about it.
-#[derive(Debug)]
+/// `Clone` so a memoized failure (one address lookup shared by many records) can be
+/// handed to each of them.
+#[derive(Debug, Clone)]
 pub enum Error {
     /// AliDNS answered with an error.
     Api(ApiError),

@@ -1,5 +1,6 @@
 //! aliddns: an AliDNS DDNS client and GoEdge custom HTTP DNS bridge for routers.
 //! The work lives in the modules; main only hands the arguments to the CLI.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod addr;
 mod alidns;
@@ -13,6 +14,7 @@ mod httpd;
 mod log;
 mod serve;
 mod sign;
+mod signal;
 mod state;
 mod status;
 mod uci;

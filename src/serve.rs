@@ -53,7 +53,7 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
     let handler: Handler = Arc::new(move |req: &Request| app.handle(req));
     let limits = Limits::default();
     let workers = limits.workers;
-    crate::ddns::signals::install();
+    crate::signal::install();
     let running = httpd::start(listener, tls, limits, handler).map_err(|e| Error::Other(format!("serve: {e}")))?;
     let bound = running.addr;
     log::info(format!("serve: listening on {scheme}://{bound}/ ({workers} workers; domains: {allow})"));
@@ -63,8 +63,8 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
         );
     }
     // SIGTERM/SIGINT: stop accepting, let the workers finish what they started.
-    while !crate::ddns::signals::stop_requested() {
-        std::thread::sleep(Duration::from_millis(200));
+    while !crate::signal::stop_requested() {
+        crate::signal::wait(None);
     }
     log::info("serve: stopping");
     running.stop();

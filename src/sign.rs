@@ -1,12 +1,14 @@
 //! AliDNS RPC signature V1 (`SignatureMethod=HMAC-SHA1`, `SignatureVersion=1.0`).
 //!
-//! Byte-exact to alidns-api.md §1: RFC 3986 percent-encoding with uppercase hex,
-//! parameters sorted by byte order of their names, the canonical string encoded a
-//! second time inside the string-to-sign, and `secret + "&"` as the HMAC key.
+//! Byte-exact to the published rules (docs/protocol-notes.md, "AliDNS: signature V1",
+//! which also says where each test vector comes from): RFC 3986 percent-encoding with
+//! uppercase hex, parameters sorted by byte order of their names, the canonical string
+//! encoded a second time inside the string-to-sign, and `secret + "&"` as the HMAC key.
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
+use std::fmt::Write as _;
 
 /// Percent-encodes a string the way AliDNS canonicalizes it: everything but
 /// `A-Z a-z 0-9 - _ . ~` becomes `%XY` (uppercase hex) per UTF-8 byte.
@@ -70,14 +72,18 @@ pub fn nonce() -> String {
         // still unique per process, which is all the server checks.
         use std::sync::atomic::{AtomicU32, Ordering};
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let c = COUNTER.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        buf[..8].copy_from_slice(&(t as u64).to_le_bytes());
+        // The low 64 bits of the nanoseconds: what changes between calls.
+        buf[..8].copy_from_slice(&t.to_le_bytes()[..8]);
         buf[8..12].copy_from_slice(&c.to_le_bytes());
         buf[12..].copy_from_slice(&pid.to_le_bytes());
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    buf.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]
@@ -336,7 +342,8 @@ mod tests {
 
     #[test]
     fn sdk_captured_requests_sign_identically() {
-        // §1.7: the old SDK's AddDomainRecord (POST, with RegionId and empty SignatureType).
+        // The old Python SDK's AddDomainRecord as it went on the wire (POST, with RegionId
+        // and an empty SignatureType).
         let params = v6(&[
             ("Action", "AddDomainRecord"),
             ("DomainName", "example.com"),

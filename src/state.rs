@@ -81,7 +81,9 @@ impl Entry {
     /// asking: published, and confirmed less than `max_age` seconds before `now`.
     pub fn fresh_value(&self, now: i64, max_age: u64) -> Option<&str> {
         let age = now - self.checked_at?;
-        (self.result.published() && (0..max_age as i64).contains(&age)).then_some(self.value.as_deref()).flatten()
+        (self.result.published() && (0..i64::try_from(max_age).unwrap_or(i64::MAX)).contains(&age))
+            .then_some(self.value.as_deref())
+            .flatten()
     }
 }
 
@@ -117,13 +119,10 @@ impl State {
                 return State::default();
             }
         };
-        match Self::parse(&text) {
-            Some(s) => s,
-            None => {
-                log::warn(format!("state file {} is corrupt; ignoring it (it will be rewritten)", path.display()));
-                State::default()
-            }
-        }
+        Self::parse(&text).unwrap_or_else(|| {
+            log::warn(format!("state file {} is corrupt; ignoring it (it will be rewritten)", path.display()));
+            State::default()
+        })
     }
 
     fn parse(text: &str) -> Option<State> {
@@ -249,7 +248,7 @@ fn discard(path: &Path) -> std::io::Result<()> {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(format!(".tmp.{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -303,7 +302,7 @@ impl Lock {
 
 /// `state` → `state.lock` / `state.daemon`: the lock files beside the state file.
 fn sibling(state_path: &Path, suffix: &str) -> PathBuf {
-    let mut name = state_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = state_path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(suffix);
     state_path.with_file_name(name)
 }

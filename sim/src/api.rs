@@ -1,5 +1,6 @@
 //! The AliDNS data model and request handling: authentication, faults, the
-//! actions of §3 of the API notes, JSON bodies.
+//! actions aliddns calls, JSON bodies (what the real service does:
+//! docs/protocol-notes.md).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

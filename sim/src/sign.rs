@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn doc_vector_v1() {
-        // AliDNS doc example (alidns-api.md §1.6 V1).
+        // The AliDNS documentation's example (docs/protocol-notes.md, "AliDNS: signature V1").
         let params: BTreeMap<String, String> = [
             ("Format", "XML"),
             ("AccessKeyId", "testid"),

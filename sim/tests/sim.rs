@@ -186,7 +186,8 @@ fn sim_with_zone() -> (Sim, Client) {
 
 // ---------------------------------------------------------------- signatures
 
-/// Parameters of the published vector V6a (alidns-api.md §1.6).
+/// Parameters of an `AddDomainRecord` vector computed with the official SDKs' signing
+/// code (the same one as `src/sign.rs`'s `v6a_add_apex_a_record`).
 fn v6a() -> Vec<(String, String)> {
     [
         ("AccessKeyId", "testid"),
