@@ -22,6 +22,7 @@ Commands:
   ip                         print the address a record would be set to
   status                     what the last passes did to each record (no network)
   serve                      answer GoEdge/FlexCDN custom HTTP DNS requests
+  check                      validate the config only (no network, no credentials)
   domains                    list the account's domains
   lines DOMAIN               list the resolution lines (线路) of a domain
   records list|add|update|delete
@@ -33,6 +34,8 @@ Options:
       --endpoint URL         AliDNS endpoint [default: https://alidns.aliyuncs.com/]
       --json                 list commands print a JSON array
   -v, --verbose              debug output on stderr (never shows secrets)
+      --syslog               log to syslog (facility daemon, a priority per line)
+                             instead of stderr; `update` logs its results too
   -h, --help                 this help; `aliddns COMMAND --help` for a command's
   -V, --version              version, target and features
 
@@ -104,6 +107,15 @@ IPv6 from the default route's interface. With -v, every candidate is listed with
 the reason it was kept or dropped.
 ";
 
+const CHECK_HELP: &str = "\
+Usage: aliddns check
+
+Reads and validates the config as `update`, `run` and `serve` would, without
+network or credentials. Prints one summary line and exits 0, or reports the first
+error (FILE:LINE: KEY: what is wrong) and exits 2. The OpenWrt init script logs
+that line when its own validation fails.
+";
+
 const STATUS_HELP: &str = "\
 Usage: aliddns status [--json]
 
@@ -171,6 +183,9 @@ fn run(args: Vec<OsString>) -> Result<i32> {
     }
     let verbose = args.contains(["-v", "--verbose"]);
     let json = args.contains("--json");
+    if args.contains("--syslog") {
+        log::use_syslog();
+    }
     let config_path: Option<PathBuf> = args.opt_value_from_str(["-c", "--config"]).map_err(arg_err)?;
     let endpoint: Option<String> = args.opt_value_from_str("--endpoint").map_err(arg_err)?;
     if let Some(e) = &endpoint
@@ -191,6 +206,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "run" => RUN_HELP,
         "ip" => IP_HELP,
         "serve" => SERVE_HELP,
+        "check" => CHECK_HELP,
         "status" => STATUS_HELP,
         "help" => MAIN_HELP,
         other => return Err(usage(format!("unknown command '{other}'; see aliddns --help"))),
@@ -218,6 +234,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         "update" => cmd_update(&ctx, args),
         "run" => cmd_run(&ctx, args),
         "ip" => cmd_ip(&ctx, args),
+        "check" => cmd_check(&ctx, args),
         "status" => cmd_status(&ctx, args),
         _ => Err(usage(format!("'{cmd}' is not available in this build yet"))),
     }
@@ -346,7 +363,11 @@ fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
     let client = client_for_pass(ctx, opts.dry_run)?;
     let summary = crate::ddns::pass(&ctx.config, client.as_ref(), opts);
     for r in &summary.reports {
-        println!("{}", r.line());
+        if log::to_syslog() {
+            log::log(r.level(), r.line());
+        } else {
+            println!("{}", r.line());
+        }
     }
     log::debug(format!("{} AliDNS API call(s)", summary.api_calls));
     Ok(if summary.any_failed() { 1 } else { 0 })
@@ -360,6 +381,31 @@ fn cmd_run(ctx: &Ctx, args: Arguments) -> Result<i32> {
     no_records(ctx)?;
     let client = ctx.client()?;
     crate::ddns::run_loop(&ctx.config, Some(&client));
+    Ok(0)
+}
+
+/// `aliddns check`: what a start would object to, found without starting.
+fn cmd_check(ctx: &Ctx, args: Arguments) -> Result<i32> {
+    positionals(args, &[])?;
+    let cfg = &ctx.config;
+    let Some(path) = &cfg.path else {
+        return Err(Error::Config(format!("{}: no such file", ctx.path.display())));
+    };
+    let ddns = if !cfg.global.enabled {
+        "DDNS disabled".to_string()
+    } else {
+        format!("DDNS enabled, {} record(s), every {}s", cfg.records.len(), cfg.global.interval)
+    };
+    let serve = match &cfg.httpdns {
+        Some(h) if h.enabled => format!("serve on {}", crate::serve::Settings::from_config(cfg, None)?.listen),
+        _ => "serve off".to_string(),
+    };
+    let line = format!("{}: ok: {ddns}; {serve}", path.display());
+    if log::to_syslog() {
+        log::info(&line)
+    } else {
+        println!("{line}")
+    }
     Ok(0)
 }
 

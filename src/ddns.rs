@@ -70,6 +70,15 @@ impl RecordReport {
         format!("{} {} {} {}", self.name, self.rtype, value, what)
     }
 
+    /// How the line is logged: changes stand out (notice), failures are errors.
+    pub fn level(&self) -> log::Level {
+        match self.outcome {
+            Outcome::Updated(_) | Outcome::Created => log::Level::Notice,
+            Outcome::Missing | Outcome::Failed(_) => log::Level::Error,
+            Outcome::Unchanged | Outcome::Plan(_) => log::Level::Info,
+        }
+    }
+
     /// Whether this record is not known to be current.
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed(_) | Outcome::Missing)
@@ -443,7 +452,7 @@ pub fn run_loop(cfg: &Config, client: Option<&Client>) {
         for r in &summary.reports {
             // Quiet when nothing happened, to keep the router's log readable.
             if !matches!(r.outcome, Outcome::Unchanged) || log::verbose() {
-                log::info(r.line());
+                log::log(r.level(), r.line());
             }
         }
         let wait = if summary.any_failed() {

@@ -1,7 +1,15 @@
-//! One-line log messages on stderr: procd and systemd add timestamps and tags, so
-//! a line carries only its level and text. Debug lines appear only with `-v`.
+//! One-line log messages, on stderr by default: procd and systemd add timestamps
+//! and tags, so a line carries only its level and text. Debug lines appear only
+//! with `-v`.
+//!
+//! With `--syslog` every line goes to the local syslog socket instead, facility
+//! daemon, with a priority per level: procd would log all of stderr as
+//! `daemon.err`, so on OpenWrt the binary says itself which lines are routine.
 
 use std::fmt::Display;
+use std::io::ErrorKind;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
@@ -16,24 +24,210 @@ pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+/// How much a line matters; each maps to one syslog priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail for troubleshooting (`-v`).
+    Debug,
+    /// Routine progress.
+    Info,
+    /// A change the user wants to find later (a record updated, an audit line).
+    Notice,
+    /// Something is off but the run goes on.
+    Warning,
+    /// A failure.
+    Error,
+}
+
+/// Facility `daemon` (3), shifted as in `<PRI>` = facility * 8 + severity.
+const LOG_DAEMON: u8 = 3 << 3;
+
+impl Level {
+    /// The `<PRI>` value of a line at this level: facility daemon, RFC 3164/5424 severity.
+    pub fn syslog_priority(self) -> u8 {
+        LOG_DAEMON
+            | match self {
+                Level::Error => 3,
+                Level::Warning => 4,
+                Level::Notice => 5,
+                Level::Info => 6,
+                Level::Debug => 7,
+            }
+    }
+
+    /// What starts the line on stderr (syslog has the priority instead).
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Error => "error: ",
+            Level::Warning => "warning: ",
+            Level::Debug => "debug: ",
+            Level::Info | Level::Notice => "",
+        }
+    }
+}
+
+/// The open syslog socket once `--syslog` asked for one.
+static SYSLOG: Mutex<Option<Syslog>> = Mutex::new(None);
+
+/// Where the syslog daemon listens. `ALIDDNS_SYSLOG_SOCKET` replaces it for the
+/// integration tests only (undocumented: /dev/log is what every router has).
+fn socket_path() -> std::path::PathBuf {
+    std::env::var_os("ALIDDNS_SYSLOG_SOCKET").map(Into::into).unwrap_or_else(|| "/dev/log".into())
+}
+
+/// A datagram connection to the local syslog daemon, as libc's `syslog(3)` keeps one.
+struct Syslog {
+    sock: Option<UnixDatagram>,
+    /// `aliddns[PID]: `, the tag of every line.
+    tag: String,
+}
+
+impl Syslog {
+    fn connect() -> Option<UnixDatagram> {
+        let sock = UnixDatagram::unbound().ok()?;
+        sock.connect(socket_path()).ok()?;
+        // A syslog daemon that stops reading must not stop the daemon: after a
+        // second the line goes to stderr instead.
+        sock.set_write_timeout(Some(std::time::Duration::from_secs(1))).ok()?;
+        Some(sock)
+    }
+
+    /// Sends one line; reconnects once when the daemon was restarted (logd after
+    /// an upgrade). False when syslog cannot take it.
+    fn send(&mut self, level: Level, msg: &str) -> bool {
+        let datagram = format!("<{}>{}{}{}", level.syslog_priority(), timestamp(), self.tag, clip(msg, 1024));
+        for _ in 0..2 {
+            if self.sock.is_none() {
+                self.sock = Self::connect();
+            }
+            let Some(s) = &self.sock else { return false };
+            match s.send(datagram.as_bytes()) {
+                Ok(_) => return true,
+                // Busy, not gone: keep the socket for the next line.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return false,
+                Err(_) => self.sock = None,
+            }
+        }
+        false
+    }
+}
+
+/// At most `max` bytes of `msg`, cut at a character boundary: a datagram that big
+/// would be dropped whole by some daemons.
+fn clip(msg: &str, max: usize) -> &str {
+    if msg.len() <= max {
+        return msg;
+    }
+    let mut end = max;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
+}
+
+/// `Mmm dd hh:mm:ss ` in local time, the RFC 3164 header that logd, busybox
+/// syslogd and journald all expect (they replace it with their own time anyway).
+fn timestamp() -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    // SAFETY: time(NULL) and localtime_r with valid pointers to locals.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::new();
+        }
+        tm
+    };
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
+    format!("{month} {:2} {:02}:{:02}:{:02} ", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// Sends every later line to syslog (`--syslog`). Lines still go to stderr while
+/// no syslog daemon answers, so nothing is lost at early boot.
+pub fn use_syslog() {
+    let mut guard = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
+    *guard = Some(Syslog { sock: Syslog::connect(), tag: format!("aliddns[{}]: ", std::process::id()) });
+}
+
+/// Whether `--syslog` is on: commands then log their results instead of printing them.
+pub fn to_syslog() -> bool {
+    SYSLOG.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+/// Writes one line at `level`.
+pub fn log(level: Level, msg: impl Display) {
+    if level == Level::Debug && !verbose() {
+        return;
+    }
+    let msg = msg.to_string();
+    let mut guard = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = guard.as_mut()
+        && s.send(level, &msg)
+    {
+        return;
+    }
+    drop(guard);
+    eprintln!("{}{msg}", level.prefix());
+}
+
 /// Progress a user wants to see in the log.
 pub fn info(msg: impl Display) {
-    eprintln!("{msg}");
+    log(Level::Info, msg);
+}
+
+/// A change worth finding later: a record set, an audit line.
+pub fn notice(msg: impl Display) {
+    log(Level::Notice, msg);
 }
 
 /// Something is off but the run goes on.
 pub fn warn(msg: impl Display) {
-    eprintln!("warning: {msg}");
+    log(Level::Warning, msg);
 }
 
 /// A failure.
 pub fn error(msg: impl Display) {
-    eprintln!("error: {msg}");
+    log(Level::Error, msg);
 }
 
 /// Detail for troubleshooting, only with `-v`.
 pub fn debug(msg: impl Display) {
-    if verbose() {
-        eprintln!("debug: {msg}");
+    log(Level::Debug, msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_are_facility_daemon_with_the_level_severity() {
+        // daemon.err = 27, daemon.warning = 28, daemon.notice = 29, daemon.info = 30, daemon.debug = 31
+        assert_eq!(Level::Error.syslog_priority(), 27);
+        assert_eq!(Level::Warning.syslog_priority(), 28);
+        assert_eq!(Level::Notice.syslog_priority(), 29);
+        assert_eq!(Level::Info.syslog_priority(), 30);
+        assert_eq!(Level::Debug.syslog_priority(), 31);
+    }
+
+    #[test]
+    fn stderr_prefixes_name_the_level() {
+        assert_eq!(Level::Error.prefix(), "error: ");
+        assert_eq!(Level::Warning.prefix(), "warning: ");
+        assert_eq!(Level::Notice.prefix(), "");
+    }
+
+    #[test]
+    fn clip_keeps_whole_characters() {
+        assert_eq!(clip("abc", 10), "abc");
+        assert_eq!(clip("ab线路", 4), "ab");
+        assert_eq!(clip("ab线路", 5), "ab线");
+    }
+
+    #[test]
+    fn timestamp_has_the_rfc3164_shape() {
+        let t = timestamp();
+        let b = t.as_bytes();
+        assert_eq!(t.len(), 16, "{t:?}");
+        assert_eq!((b[3], b[6], b[9], b[12], b[15]), (b' ', b' ', b':', b':', b' '), "{t:?}");
     }
 }

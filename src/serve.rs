@@ -780,7 +780,7 @@ fn upstream(e: Error) -> Fail {
 
 /// One line per mutating action, for "who changed my DNS".
 fn audit(req: &Request, action: &str, domain: &str, r: &GoRecord, result: &str) {
-    log::info(format!(
+    log::notice(format!(
         "audit: peer={} action={action} domain={domain} name={} type={} value={} route={} ttl={} result={}",
         req.peer,
         q(&r.name),

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Tests the logic of openwrt/files/aliddns.init and the two hotplug scripts off a
-# router: OpenWrt's functions (config_load/config_get/config_foreach,
+# router (interface events take the hotplug path only, one pass per address
+# change; everything logs at facility daemon with a level; a validation failure
+# logs the binary's own FILE:LINE: KEY line): OpenWrt's functions (config_load/config_get/config_foreach,
 # uci_validate_section, procd_*, network_get_device, logger) are replaced by
 # stubs that record what the scripts ask procd for, and the UCI files under test
 # are sourced the way functions.sh sources `uci export` output.
@@ -93,14 +95,7 @@ network_get_device() {
 	eval "$1=\${FAKE_L3_$2-}"
 	eval "[ -n \"\${FAKE_L3_$2-}\" ]"
 }
-logger() {
-	local line
-	log "logger $*"
-	# Reads stdin only when piped to (the background `update` of `trigger`).
-	if [ ! -t 0 ] && [ "${LOGGER_STDIN:-0}" = 1 ]; then
-		while IFS= read -r line; do log "  | $line"; done
-	fi
-}
+logger() { log "logger $*"; }
 stop() { log "stop"; }
 start() { log "start"; }
 
@@ -130,21 +125,26 @@ config interface 'wan'
 config interface 'wan6'
 	option device '@wan'
 	option proto 'dhcpv6'
-
-config interface 'vpn'
-	option proto 'wireguard'
 EOF
 }
 
-# Sources the init script (as rc.common does) and points it at the case's dirs.
+# Sources the init script (as rc.common does) and points it at the case's
+# dirs. The fake binary logs its arguments; `check` exits with the status in
+# $dir/check-status (default 0), as the real one exits 2 on a config error.
+# REAL_PROG / REAL_CONF run the real binary on a real file instead.
 load_init() {
 	# shellcheck source=openwrt/files/aliddns.init
 	. "$files/aliddns.init"
-	RUNDIR="$dir/run"
+	if [ -n "${REAL_PROG-}" ]; then
+		PROG="$REAL_PROG"
+		CONF="$REAL_CONF"
+		return 0
+	fi
 	PROG="$dir/aliddns"
-	cat >"$PROG" <<'EOF'
+	cat >"$PROG" <<EOF
 #!/bin/sh
-echo "aliddns $*"
+echo "prog \$*" >>"$LOG"
+case " \$* " in *" check "*) exit "\$(cat "$dir/check-status" 2>/dev/null || echo 0)" ;; esac
 EOF
 	chmod +x "$PROG"
 }
@@ -158,13 +158,11 @@ run_start() {
 	)
 }
 
-# run_trigger ARGS...: `/etc/init.d/aliddns trigger ARGS` with the started
-# service's triggers file in place.
+# run_trigger ARGS...: `/etc/init.d/aliddns trigger ARGS`.
 run_trigger() {
 	: >"$LOG"
 	(
 		load_init
-		LOGGER_STDIN=1
 		trigger "$@"
 		wait
 	)
@@ -208,22 +206,22 @@ check_hasnt() {
 	fi
 }
 
-procd_lines() { grep -v '^logger' "$LOG"; }
+procd_lines() { grep -v '^logger\|^prog' "$LOG"; }
 
 MAIN_INSTANCE="instance main
-  command $tmp/CASE/aliddns -c /etc/config/aliddns run
+  command $tmp/CASE/aliddns --syslog -c /etc/config/aliddns run
   file /etc/config/aliddns
   respawn 3600 10 5
-  stdout 1
   stderr 1
 end"
 main_instance() { echo "$MAIN_INSTANCE" | sed "s|$tmp/CASE|$dir|"; }
 serve_instance() { main_instance | sed 's/instance main/instance serve/; s/ run$/ serve/'; }
+# The only triggers: a config change reloads, LuCI/ubus can validate. No
+# interface trigger (procd would match every interface.* event).
 BASE_TRIGGERS="reload_trigger aliddns
 validation aliddns_validate_all"
 
 enabled_config() {
-	# enabled_config [EXTRA UCI TEXT]
 	cat >"$UCI_CONFIG_DIR/aliddns" <<EOF
 config global 'global'
 	option enabled '1'
@@ -245,7 +243,6 @@ config record
 config httpdns 'httpdns'
 	option enabled '0'
 	option secret ''
-${1-}
 EOF
 }
 
@@ -255,18 +252,14 @@ new_case shipped-default
 cp "$files/aliddns.config" "$UCI_CONFIG_DIR/aliddns"
 run_start
 check "nothing started, only the reload trigger" "$BASE_TRIGGERS" "$(procd_lines)"
-check_has "says it is disabled" "logger -t aliddns -p daemon.info disabled"
-[ -s "$dir/run/triggers" ]
-check "no triggers file" 1 "$?"
+check_has "says it is disabled, at daemon.info" "logger -t aliddns -p daemon.info disabled"
 
 new_case pppoe-records
 enabled_config
 run_start
-check "run instance, triggers for wan and its alias wan6" "$(main_instance)
-$BASE_TRIGGERS
-interface_trigger interface.*.up wan /etc/init.d/aliddns trigger
-interface_trigger interface.*.up wan6 /etc/init.d/aliddns trigger" "$(procd_lines)"
-check "triggers file" "wan wan6" "$(cat "$dir/run/triggers")"
+check "run instance logging to syslog itself; no interface trigger" "$(main_instance)
+$BASE_TRIGGERS" "$(procd_lines)"
+check_hasnt "the binary is not asked to check a valid config" "^prog"
 
 new_case serve-too
 enabled_config
@@ -274,16 +267,14 @@ sed -i "s/option enabled '0'/option enabled '1'/; s/option secret ''/option secr
 run_start
 check "run and serve instances" "$(main_instance)
 $(serve_instance)
-$BASE_TRIGGERS
-interface_trigger interface.*.up wan /etc/init.d/aliddns trigger
-interface_trigger interface.*.up wan6 /etc/init.d/aliddns trigger" "$(procd_lines)"
+$BASE_TRIGGERS" "$(procd_lines)"
 
 new_case serve-short-secret
 enabled_config
 sed -i "s/option enabled '0'/option enabled '1'/; s/option secret ''/option secret 'short'/" "$UCI_CONFIG_DIR/aliddns"
 run_start
 check_hasnt "no serve instance" "instance serve"
-check_has "says why" "secret must have 16 characters"
+check_has "says why, at daemon.err" "logger -t aliddns -p daemon.err .*secret must have 16 characters"
 
 new_case serve-only
 cat >"$UCI_CONFIG_DIR/aliddns" <<'EOF'
@@ -296,21 +287,8 @@ config httpdns 'httpdns'
 	list domains 'example.com'
 EOF
 run_start
-check "serve runs without DDNS; no interface trigger" "$(serve_instance)
+check "serve runs without DDNS" "$(serve_instance)
 $BASE_TRIGGERS" "$(procd_lines)"
-
-new_case auto-interface
-enabled_config "
-config record 'www'
-	option domain 'example.org'
-	option rr 'www'
-	option interface 'auto'
-"
-run_start
-check_has "run instance" "^instance main"
-check_has "any interface up triggers a pass" "^raw_trigger interface.\*.up 2000 /etc/init.d/aliddns trigger$"
-check_hasnt "no per-network trigger" "^interface_trigger"
-check "triggers file says any" "*" "$(cat "$dir/run/triggers")"
 
 new_case no-interface-a-record
 cat >"$UCI_CONFIG_DIR/aliddns" <<'EOF'
@@ -321,43 +299,14 @@ config record
 	option rr www
 EOF
 run_start
-check_has "anonymous global and record work" "^instance main"
-check_has "an echo-URL record follows the default route: wildcard" "^raw_trigger interface"
-
-new_case unknown-device
-enabled_config
-sed -i 's/pppoe-wan/eth9/g' "$UCI_CONFIG_DIR/aliddns"
-run_start
-check_has "a device no network has yet: wildcard" "^raw_trigger interface.\*.up"
-
-new_case device-of-an-up-interface
-enabled_config
-sed -i 's/pppoe-wan/eth1/g' "$UCI_CONFIG_DIR/aliddns"
-FAKE_L3_vpn=eth1 run_start
-check "mapped through network_get_device" "interface_trigger interface.*.up vpn /etc/init.d/aliddns trigger" \
-	"$(grep '^interface_trigger' "$LOG")"
-
-new_case configured-device-and-global-default
-cat >"$UCI_CONFIG_DIR/aliddns" <<'EOF'
-config global 'global'
-	option enabled '1'
-	option interface 'br-lan'
-config record 'nas'
-	option domain 'example.com'
-	option rr 'nas'
-	option type 'AAAA'
-	option ipv6_suffix '::1234'
-EOF
-run_start
-check "global interface is the records' default; device br-lan is network lan" \
-	"interface_trigger interface.*.up lan /etc/init.d/aliddns trigger" "$(grep 'trigger interface' "$LOG")"
+check "anonymous global and record work" "$(main_instance)
+$BASE_TRIGGERS" "$(procd_lines)"
 
 new_case network-name-instead-of-device
 enabled_config
 sed -i 's/pppoe-wan/wan/g' "$UCI_CONFIG_DIR/aliddns"
 run_start
-check_has "warns that wan is a network name" "logger -t aliddns -p daemon.warning .*'wan' is a network name"
-check_has "still triggers on network wan" "^interface_trigger interface.\*.up wan "
+check_has "warns that wan is a network name, at daemon.warning" "logger -t aliddns -p daemon.warning .*'wan' is a network name"
 FAKE_RUNNING=1 run_trigger
 check "trigger does not repeat config warnings" "signal aliddns main USR1" "$(cat "$LOG")"
 
@@ -366,13 +315,55 @@ enabled_config
 sed -i "s/option type/option enabled '0'\n\toption type/" "$UCI_CONFIG_DIR/aliddns"
 run_start
 check "no instance, only the reload trigger" "$BASE_TRIGGERS" "$(procd_lines)"
-check_has "says why" "no enabled record"
+check_has "says why, at daemon.notice" "logger -t aliddns -p daemon.notice no enabled record"
 
 new_case invalid-record
 enabled_config
+echo 2 >"$dir/check-status"
 FAKE_INVALID=home4 run_start
 check "not started" "$BASE_TRIGGERS" "$(procd_lines)"
-check_has "names the section and the way to details" "config record 'home4' is invalid; details: .* update --dry-run"
+check "the binary's check logs the precise error itself (to syslog)" \
+	"prog --syslog -c /etc/config/aliddns check" "$(grep '^prog' "$LOG")"
+check_has "then: not started, at daemon.err" "logger -t aliddns -p daemon.err not started: invalid configuration"
+check_hasnt "no vague 'details: ...' line" "details:"
+
+new_case invalid-but-the-binary-disagrees
+enabled_config
+echo 0 >"$dir/check-status"
+FAKE_INVALID="global home4" run_start
+check_has "names the sections validate_data rejected, at daemon.err" \
+	"logger -t aliddns -p daemon.err config global 'global' record 'home4' failed validation"
+
+new_case invalid-httpdns
+enabled_config
+echo 2 >"$dir/check-status"
+FAKE_INVALID=httpdns run_start
+check "run starts, serve does not" "$(main_instance)
+$BASE_TRIGGERS" "$(procd_lines)"
+check_has "the binary's check explains" "^prog --syslog -c /etc/config/aliddns check"
+
+# The real binary, when one is built: its own line reaches the log. With no
+# syslog socket (ALIDDNS_SYSLOG_SOCKET points nowhere) it falls back to stderr.
+real_bin="${ALIDDNS_BIN:-$here/../../target/debug/aliddns}"
+new_case real-binary-explains
+if [ -x "$real_bin" ] && [ -z "${ALIDDNS_RUNNER-}" ]; then
+	cat >"$UCI_CONFIG_DIR/aliddns" <<'EOF'
+config global 'global'
+	option enabled '1'
+	option access_key 'NeverShowThisSecret'
+	option interval '5'
+
+config record 'www'
+	option domain 'example.com'
+	option rr 'www'
+EOF
+	REAL_PROG="$real_bin" REAL_CONF="$UCI_CONFIG_DIR/aliddns" FAKE_INVALID=global \
+		ALIDDNS_SYSLOG_SOCKET="$dir/no-syslog-here" run_start 2>>"$LOG"
+	check_has "FILE:LINE: KEY: why" "$UCI_CONFIG_DIR/aliddns:4: interval: '5' must be a whole number from 10 to 604800"
+	check_hasnt "no secret" "NeverShowThisSecret"
+else
+	echo "# skipped real-binary-explains: no $real_bin (cargo build first)"
+fi
 
 new_case reload
 enabled_config
@@ -383,40 +374,45 @@ enabled_config
 check "reload restarts" "stop
 start" "$(cat "$LOG")"
 
+new_case one-facility
+# Every logger call of the shipped scripts names facility daemon and a level.
+bad=$(grep -n 'logger' "$files/aliddns.init" "$files/aliddns.hotplug" "$files/aliddns.ntp-hotplug" |
+	grep -v '^[^:]*:[0-9]*:[[:space:]]*#' | grep -v 'logger -t aliddns -p "daemon\.' || true)
+check "no logger call without -p daemon.LEVEL" "" "$bad"
+
 # ---------------------------------------------------------------- trigger
 
 new_case trigger
 enabled_config
-run_start >/dev/null
 FAKE_RUNNING=1 run_trigger
-check "by hand/procd/NTP: signal the daemon" "signal aliddns main USR1" "$(cat "$LOG")"
+check "by hand/NTP: signal the daemon" "signal aliddns main USR1" "$(cat "$LOG")"
 FAKE_RUNNING=1 run_trigger ifup wan pppoe-wan
-check "ifup of a network procd already covers: nothing" "" "$(cat "$LOG")"
-FAKE_RUNNING=1 run_trigger ifup wan_alt pppoe-wan
-check "ifup of another network with the record's device: signal" "signal aliddns main USR1" "$(cat "$LOG")"
+check "ifup of the record's device: signal" "signal aliddns main USR1" "$(cat "$LOG")"
 FAKE_RUNNING=1 run_trigger ifupdate wan pppoe-wan
 check "ifupdate of the record's device: signal" "signal aliddns main USR1" "$(cat "$LOG")"
 FAKE_RUNNING=1 run_trigger ifupdate lan br-lan
 check "ifupdate of an unrelated interface: nothing" "" "$(cat "$LOG")"
 FAKE_RUNNING=0 run_trigger ifup wan pppoe-wan
-check "daemon not running (cron-only): one update pass, logged" "logger -t aliddns
-  | aliddns -c /etc/config/aliddns update" "$(cat "$LOG")"
+check "daemon not running (cron-only): one update pass that logs to syslog itself" \
+	"prog --syslog -c /etc/config/aliddns update" "$(cat "$LOG")"
 
 new_case trigger-disabled
 cp "$files/aliddns.config" "$UCI_CONFIG_DIR/aliddns"
 FAKE_RUNNING=1 run_trigger
 check "disabled: no signal" "" "$(procd_lines)"
 FAKE_RUNNING=0 run_trigger ifup wan pppoe-wan
-check "disabled: no update" "" "$(procd_lines)"
+check "disabled: no update" "" "$(cat "$LOG")"
+
+new_case trigger-invalid
+enabled_config
+FAKE_INVALID=home4 FAKE_RUNNING=0 run_trigger ifup wan pppoe-wan
+check "invalid config: no pass (start already said why)" "" "$(cat "$LOG")"
 
 new_case trigger-auto
 enabled_config
 sed -i 's/pppoe-wan/auto/g' "$UCI_CONFIG_DIR/aliddns"
-run_start >/dev/null
 FAKE_RUNNING=1 run_trigger ifupdate lan br-lan
 check "a default-route record cares about every interface" "signal aliddns main USR1" "$(cat "$LOG")"
-FAKE_RUNNING=1 run_trigger ifup lan br-lan
-check "but the wildcard procd trigger covers ifup" "" "$(cat "$LOG")"
 
 # ---------------------------------------------------------------- hotplug scripts
 
@@ -431,12 +427,15 @@ EOF
 # hotplug FILE VAR=VALUE...: sourced in a subshell, as hotplug-call does.
 hotplug() {
 	: >"$LOG"
+	hotplug_more "$@"
+}
+hotplug_more() {
 	local script="$1"
 	shift
 	(
 		unset ACTION INTERFACE DEVICE IFUPDATE_ADDRESSES IFUPDATE_PREFIXES IFUPDATE_ROUTES IFUPDATE_DATA
 		for assignment in "$@"; do export "${assignment?}"; done
-		export ALIDDNS_INITSCRIPT="$dir/init" ALIDDNS_RUNDIR="$dir/run"
+		export ALIDDNS_INITSCRIPT="${INIT_UNDER_TEST:-$dir/init}" ALIDDNS_RUNDIR="$dir/run"
 		# shellcheck source=/dev/null
 		. "$script"
 	)
@@ -456,11 +455,44 @@ hotplug "$files/aliddns.hotplug" ACTION=ifupdate INTERFACE=wan DEVICE=pppoe-wan
 check "ifupdate from a netifd that marks nothing" "init trigger ifupdate wan pppoe-wan" "$(cat "$LOG")"
 hotplug "$files/aliddns.hotplug" ACTION=ifdown INTERFACE=wan
 check "ifdown: nothing" "" "$(cat "$LOG")"
+hotplug "$files/aliddns.hotplug" ACTION=ifup-failed INTERFACE=wan
+check "ifup-failed: nothing" "" "$(cat "$LOG")"
 hotplug "$files/aliddns.hotplug" ACTION=ifup INTERFACE=loopback DEVICE=lo
 check "loopback: nothing" "" "$(cat "$LOG")"
 rm "$dir/init"
 hotplug "$files/aliddns.hotplug" ACTION=ifup INTERFACE=wan DEVICE=pppoe-wan
 check "package removed (no init script): nothing, no error" "" "$(cat "$LOG")"
+
+# The whole path, hotplug -> the real init script's trigger -> procd, over what
+# netifd sends around a PPPoE redial: one signal per address change, none for
+# ifdown, route-only updates or unrelated interfaces.
+new_case redial-end-to-end
+enabled_config
+sed -n '/^# -* stubs$/,/^# -* helpers$/p' "$here/test-init.sh" >"$dir/stubs.sh"
+cat >"$dir/init" <<EOF
+#!/bin/sh
+# What rc.common does for an extra command, with this test's stubs.
+. "$dir/stubs.sh"
+. "$files/aliddns.init"
+LOG="$LOG" UCI_CONFIG_DIR="$UCI_CONFIG_DIR" FAKE_RUNNING=1 PROG=/bin/false
+shift
+trigger "\$@"
+EOF
+chmod +x "$dir/init"
+: >"$LOG"
+for event in "ACTION=ifdown INTERFACE=wan" "ACTION=ifdown INTERFACE=wan6" \
+	"ACTION=ifup INTERFACE=wan DEVICE=pppoe-wan" \
+	"ACTION=ifupdate INTERFACE=wan DEVICE=pppoe-wan IFUPDATE_ROUTES=1" \
+	"ACTION=ifup INTERFACE=wan6 DEVICE=pppoe-wan" \
+	"ACTION=ifupdate INTERFACE=wan6 DEVICE=pppoe-wan IFUPDATE_DATA=1" \
+	"ACTION=ifupdate INTERFACE=wan6 DEVICE=pppoe-wan IFUPDATE_PREFIXES=1" \
+	"ACTION=ifupdate INTERFACE=lan DEVICE=br-lan IFUPDATE_ADDRESSES=1"; do
+	# shellcheck disable=SC2086 # the event is a list of assignments
+	INIT_UNDER_TEST="$dir/init" FAKE_RUNNING=1 hotplug_more "$files/aliddns.hotplug" $event
+done
+check "three address changes (wan ifup, wan6 ifup, wan6 new prefix): three passes" "signal aliddns main USR1
+signal aliddns main USR1
+signal aliddns main USR1" "$(cat "$LOG")"
 
 new_case ntp-hotplug
 fake_init
