@@ -34,11 +34,11 @@
 //!    `serve` are started, must still be running after a moment, and must exit 0 on
 //!    SIGTERM. Every other command must exit 0 (the sample: 0, or 1 with one line per
 //!    record saying why there is no address).
-//! 4. **```ini and ```uci blocks** are config examples: each is written to a file and
-//!    loaded by the binary (`update --dry-run` when it has records, else `ip`), with
-//!    the simulator's credentials and endpoint and the test's state file and echo URLs
-//!    set through `ALIDDNS_*` overrides. It must load without an "unknown" warning and
-//!    exit 0 or 1 (a record that does not exist yet is `missing`), and no record may
+//! 4. **```ini and ```uci blocks** are config examples: each is written to a file,
+//!    with the simulator's credentials and endpoint and the test's state file and
+//!    echo URLs set through `ALIDDNS_*` overrides. `aliddns check` must accept it
+//!    (exit 0, no "unknown" warning); when it has records, `update --dry-run` must
+//!    exit 0 or 1 (a record that does not exist yet is `missing`) and no record may
 //!    fail to get an address. Fragments are fine (a lone `[httpdns]` section). An
 //!    example that is meant to be wrong goes in a ```text block.
 //! 5. **Keys**: in `docs/configuration.md` (and its zh-CN twin), a table under a
@@ -639,22 +639,31 @@ fn documented_config_examples_load_cleanly() {
             let body = b.body.join("\n") + "\n";
             let path = world.dir.join(if b.lang == "uci" { "aliddns.uci" } else { "aliddns.ini" });
             write_private(&path, &body);
-            let mut cmd = world.cmd();
-            world.overrides(&mut cmd);
-            cmd.arg("-c").arg(&path);
-            let records = has_records(&b.lang, &body);
-            if records {
-                cmd.args(["update", "--dry-run"]);
-            } else {
-                cmd.args(["ip"]);
-            }
-            let o = output(cmd, &b.at());
-            let (out, err) = (text(&o.stdout), text(&o.stderr));
-            let code = o.status.code();
-            let ok_code = if records { matches!(code, Some(0 | 1)) } else { code == Some(0) };
-            assert!(ok_code, "{}: config example exited {code:?}\nstdout:\n{out}stderr:\n{err}", b.at());
+            let run = |args: &[&str]| {
+                let mut cmd = world.cmd();
+                world.overrides(&mut cmd);
+                cmd.arg("-c").arg(&path).args(args);
+                let o = output(cmd, &b.at());
+                (o.status.code(), text(&o.stdout), text(&o.stderr))
+            };
+            // `check` validates every section as update, run and serve would.
+            let (code, out, err) = run(&["check"]);
+            assert_eq!(
+                code,
+                Some(0),
+                "{}: `aliddns check` of the example failed\nstdout:\n{out}stderr:\n{err}",
+                b.at()
+            );
             assert!(!err.contains("unknown"), "{}: config example has unknown keys or sections:\n{err}", b.at());
-            assert!(!out.contains(" failed: "), "{}: a record of the example gets no address:\n{out}{err}", b.at());
+            if has_records(&b.lang, &body) {
+                let (code, out, err) = run(&["update", "--dry-run"]);
+                assert!(
+                    matches!(code, Some(0 | 1)),
+                    "{}: dry run exited {code:?}\nstdout:\n{out}stderr:\n{err}",
+                    b.at()
+                );
+                assert!(!out.contains(" failed: "), "{}: a record of the example gets no address:\n{out}{err}", b.at());
+            }
             count += 1;
         }
     }
@@ -720,7 +729,7 @@ fn warns_about(world: &World, section: &str, key: &str) -> bool {
     let (header, base) = match section {
         "global" => ("[DEFAULT]", ""),
         "record" => ("[probe]", "domain=example.com\nsub_domain=home\ntype=AAAA\ninterface=pppoe-wan\n"),
-        "httpdns" => ("[httpdns]", ""),
+        "httpdns" => ("[httpdns]", "secret=0123456789abcdef0123\n"),
         "feature" => ("[feature_public_ip_from_nic]", ""),
         other => panic!("no section {other}"),
     };
@@ -728,7 +737,7 @@ fn warns_about(world: &World, section: &str, key: &str) -> bool {
     write_private(&path, &format!("{header}\n{key}=\n{base}"));
     let mut cmd = world.cmd();
     world.overrides(&mut cmd);
-    cmd.arg("-c").arg(&path).args(["ip", "--family", "6", "--interface", "pppoe-wan"]);
+    cmd.arg("-c").arg(&path).arg("check");
     let o = output(cmd, &format!("probe {section} {key}"));
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "probe {section} {key}: {err}");
