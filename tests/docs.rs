@@ -31,8 +31,8 @@
 //!    port. Addresses come from the captured router in `tests/fixtures/proc-router`
 //!    (devices `pppoe-wan`, `br-lan`, `eth0`, `lo`; `auto` is `pppoe-wan`).
 //!    `update` gets `--dry-run` (and its output is then not compared); `run` and
-//!    `serve` are started, must still be running after a moment, and must exit 0 on
-//!    SIGTERM. Every other command must exit 0 (the sample: 0, or 1 with one line per
+//!    `serve` are started, must log a first line while still running, and must exit 0
+//!    on SIGTERM. Every other command must exit 0 (the sample: 0, or 1 with one line per
 //!    record saying why there is no address).
 //! 4. **```ini and ```uci blocks** are config examples: each is written to a file,
 //!    with the simulator's credentials and endpoint and the test's state file and
@@ -559,19 +559,28 @@ fn check_sample_output(at: &str, shown: &str, code: Option<i32>, out: &str, err:
     }
 }
 
-/// `run` and `serve`: started, still running after a moment, exit 0 on SIGTERM.
+/// `run` and `serve`: started, they log their first line (a pass's result, or
+/// "listening") while still running, and exit 0 on SIGTERM.
 fn run_daemon(world: &World, c: &DocCommand, args: &[String], shown: &str) {
+    use std::io::{BufRead, BufReader, Read};
     let mut cmd = world.cmd();
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child: Child = cmd.spawn().expect("spawn aliddns");
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(700) {
-        if let Some(status) = child.try_wait().unwrap() {
-            let o = child.wait_with_output().unwrap();
-            panic!("{}: `{shown}` exited at once ({status})\nstderr:\n{}", c.at, text(&o.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = stderr.read_line(&mut first);
+        let _ = tx.send(first.clone());
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        first + &rest
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("{}: `{shown}` exited at once ({status})\nstderr:\n{}", c.at, reader.join().unwrap());
     }
+    assert!(!first.is_empty(), "{}: `{shown}` logged nothing within 10 s", c.at);
     // SAFETY: kill(2) on the pid of our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -583,10 +592,10 @@ fn run_daemon(world: &World, c: &DocCommand, args: &[String], shown: &str) {
             let _ = child.kill();
             panic!("{}: `{shown}` did not stop on SIGTERM", c.at);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     };
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(status.code(), Some(0), "{}: `{shown}` on SIGTERM: {status}\nstderr:\n{}", c.at, text(&o.stderr));
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{}: `{shown}` on SIGTERM: {status}\nstderr:\n{log}", c.at);
 }
 
 #[test]
