@@ -19,6 +19,16 @@ mod state;
 mod status;
 mod uci;
 
+/// The static builds otherwise get the C library's malloc from the toolchain, and with zig 0.17
+/// (what scripts/build-router.sh installs) that is not musl's but zig's per-CPU free-list
+/// allocator: it never unmaps small blocks, and maps a fresh slab whenever the two free lists it
+/// looks at are empty or busy. `serve`'s reactor allocates each request and a worker frees it, so
+/// freed blocks piled up on other lists and RSS grew without bound (docs/benchmarks.md, "Memory
+/// soak"). dlmalloc (pure Rust, std's allocator on wasm) stays flat; it costs ~7 KB on mipsel.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());
     std::process::exit(code);
