@@ -4,10 +4,18 @@
 //! load_serve bench --url http://127.0.0.1:PORT/ --secret S --action DefaultRoute|GetRoutes
 //!                  [--domain D] [--conns 4] [--seconds 5] [--max 200000]
 //! load_serve idle  --url http://127.0.0.1:PORT/ --secret S --pid PID [--conns 1000] [--hold 5]
+//! load_serve attack --url http://127.0.0.1:PORT/ --secret S --pid PID --action ATTACK [--seconds 5]
 //! ```
+//! `attack` runs one hostile client pattern (see [`ATTACKS`]) for `seconds`
+//! while a legitimate client sends a `DefaultRoute` every 10 ms on a new
+//! connection (the case that needs a free slot), and prints that client's
+//! latency percentiles and failures with the server's peak RSS and CPU time.
+//! Attackers connect from 127.0.0.2-127.0.0.17 (loopback, other "hosts"), the
+//! legitimate client from 127.0.0.1.
 //! `bench` keeps `conns` keep-alive connections busy (like GoEdge's Go client,
 //! one request at a time per connection) and prints requests/s and latency
-//! percentiles. `idle` opens `conns` connections, sends one request on each so
+//! percentiles. `idle` opens `conns` connections (from 16 loopback addresses),
+//! sends one request on each so
 //! they become idle keep-alive connections, then reads the server's VmRSS/VmHWM
 //! from /proc and checks it still answers at once. Only 127.0.0.1 is allowed,
 //! and every loop is bounded in count and time.
@@ -60,6 +68,10 @@ fn opts() -> Result<Opts, String> {
             "--hold" => o.hold = num(&v)?.min(60),
             _ => return Err(format!("unknown option {k}")),
         }
+    }
+    if o.mode == "attack" && !ATTACKS.iter().any(|(a, _)| *a == o.action) {
+        let names: Vec<&str> = ATTACKS.iter().map(|(a, _)| *a).collect();
+        return Err(format!("--action: one of {}", names.join(", ")));
     }
     if !o.url.starts_with("http://127.0.0.1:") {
         return Err("only http://127.0.0.1:PORT/ is allowed".into());
@@ -206,7 +218,10 @@ fn idle(o: &Opts) -> Result<(), String> {
     let req = request(&o.secret, r#"{"action":"DefaultRoute"}"#);
     let mut held = Vec::with_capacity(n);
     for i in 0..n {
-        let mut c = connect(&a).map_err(|e| format!("connection {i}: {e}"))?;
+        // Spread over the attackers' addresses: one address may hold only 64.
+        let c = attacker(i, &a).ok_or(format!("connection {i}: cannot connect"))?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        let mut c = BufReader::new(c);
         let status = roundtrip(&mut c, &req).map_err(|e| format!("connection {i}: {e}"))?;
         if status != 200 {
             return Err(format!("connection {i}: status {status}"));
@@ -246,10 +261,304 @@ fn main() {
     let r = match o.mode.as_str() {
         "bench" => bench(&o),
         "idle" => idle(&o),
+        "attack" => attack(&o),
         m => Err(format!("unknown mode {m}")),
     };
     if let Err(e) = r {
         eprintln!("load_serve: {e}");
         std::process::exit(1);
     }
+}
+
+/// The hostile patterns of issue 9, by name, with what each does.
+const ATTACKS: &[(&str, &str)] = &[
+    ("wrong-token", "1,100 connections held open, each after one request with a wrong token (item 6)"),
+    ("idle-waves", "waves of 1,100 connections that send nothing, renewed every second (item 6)"),
+    ("no-read", "4 clients pipelining GetRoutes on a 2 KiB receive buffer, never reading (item 7)"),
+    ("log-flood", "wrong-token requests back to back from 8 threads (item 8: log volume)"),
+    ("big-body", "2 clients sending 16 MiB bodies whole before reading the answer (item 9)"),
+    ("pre-auth-body", "800 connections sending a wrong-token head and 65,000 body bytes, held (item 12)"),
+    ("table-full", "1,024 connections each holding an 8,000-byte unfinished head (items 12, 14: RSS)"),
+    ("trickle", "1,024 connections trickling a head one byte at a time (item 13: CPU)"),
+];
+
+/// Attackers' source addresses (all loopback).
+const SOURCES: u8 = 16;
+
+/// Connects from 127.0.0.`src`: another "host" for the server's per-address limit.
+fn connect_from(src: u8, a: &str) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let to: std::net::SocketAddrV4 = a.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor we own; the sockaddr structs outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = TcpStream::from_raw_fd(fd);
+        let local = sa(std::net::Ipv4Addr::new(127, 0, 0, src), 0);
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sa(*to.ip(), to.port());
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(s)
+    }
+}
+
+/// The i-th attacker connection, spread over the source addresses.
+fn attacker(i: usize, a: &str) -> Option<TcpStream> {
+    let s = connect_from(2 + (i % SOURCES as usize) as u8, a).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let _ = s.set_nodelay(true);
+    Some(s)
+}
+
+fn signed_head(secret: &str, len: usize) -> Vec<u8> {
+    let mut r = request(secret, "");
+    // request() ends with the blank line: swap its Content-Length for ours.
+    let text = String::from_utf8_lossy(&r).replace("Content-Length: 0\r\n", &format!("Content-Length: {len}\r\n"));
+    r = text.into_bytes();
+    r
+}
+
+/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0.0 };
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    f.iter().sum::<u64>() as f64 / hz
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs one attack pattern until `stop`; returns how many attacker requests or connections it made.
+fn run_attack(name: &str, a: &str, secret: &str, stop: &'static std::sync::atomic::AtomicBool) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let wrong = "wrong-secret-wrong-secret-wrong!";
+    let mut made = 0u64;
+    match name {
+        "wrong-token" => {
+            let req = request(wrong, r#"{"action":"GetDomains"}"#);
+            let mut held = std::collections::VecDeque::new();
+            while !stop.load(Relaxed) {
+                if let Some(mut s) = attacker(made as usize, a) {
+                    let _ = s.write_all(&req);
+                    held.push_back(s);
+                    made += 1;
+                }
+                if held.len() >= 1100 {
+                    held.pop_front();
+                }
+            }
+        }
+        "idle-waves" => {
+            while !stop.load(Relaxed) {
+                let wave: Vec<TcpStream> = (0..1100).filter_map(|i| attacker(i, a)).collect();
+                made += wave.len() as u64;
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(1) && !stop.load(Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        "no-read" => {
+            let req = request(secret, r#"{"action":"GetRoutes","domain":"example.com"}"#);
+            let threads: Vec<_> = (0..4)
+                .map(|i| {
+                    let (a, req) = (a.to_string(), req.clone());
+                    std::thread::spawn(move || {
+                        let Some(mut s) = attacker(i, &a) else { return (0, None) };
+                        let v: libc::c_int = 2048;
+                        // SAFETY: setsockopt reads an int we own.
+                        unsafe {
+                            use std::os::fd::AsRawFd;
+                            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                            let p = &v as *const _ as *const libc::c_void;
+                            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+                        }
+                        let mut n = 0;
+                        while n < 100_000 && s.write_all(&req).is_ok() {
+                            n += 1;
+                        }
+                        (n, Some(s)) // keep the stuck socket until the attack ends
+                    })
+                })
+                .collect();
+            let held: Vec<_> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+            made = held.iter().map(|(n, _)| n).sum();
+            while !stop.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        "log-flood" => {
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let a = a.to_string();
+                    std::thread::spawn(move || {
+                        let req = request(wrong, r#"{"action":"GetDomains"}"#);
+                        let mut n = 0u64;
+                        while !stop.load(Relaxed) {
+                            if let Some(mut s) = attacker(i + n as usize * 8, &a) {
+                                let _ = s.write_all(&req);
+                                let mut sink = Vec::new();
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                                let _ = s.read_to_end(&mut sink);
+                                n += 1;
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            made = threads.into_iter().filter_map(|t| t.join().ok()).sum();
+        }
+        "big-body" => {
+            let threads: Vec<_> = (0..2)
+                .map(|i| {
+                    let (a, secret) = (a.to_string(), secret.to_string());
+                    std::thread::spawn(move || {
+                        let chunk = vec![b'x'; 64 * 1024];
+                        let mut n = 0u64;
+                        while !stop.load(Relaxed) {
+                            let Some(mut s) = attacker(i, &a) else { continue };
+                            let ok = s.write_all(&signed_head(&secret, 16 << 20)).is_ok()
+                                && (0..256).all(|_| s.write_all(&chunk).is_ok());
+                            let mut answer = Vec::new();
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                            let _ = s.read_to_end(&mut answer);
+                            if ok && answer.starts_with(b"HTTP/1.1 413 ") {
+                                n += 1;
+                            } else {
+                                eprintln!("big-body: no readable 413 (body written: {ok})");
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            made = threads.into_iter().filter_map(|t| t.join().ok()).sum();
+        }
+        "pre-auth-body" => {
+            let head = signed_head(wrong, 65_536);
+            let body = vec![b'x'; 65_000];
+            let mut held = Vec::new();
+            for i in 0..800 {
+                if stop.load(Relaxed) {
+                    break;
+                }
+                if let Some(mut s) = attacker(i, a) {
+                    let _ = s.write_all(&head);
+                    let _ = s.write_all(&body);
+                    held.push(s);
+                    made += 1;
+                }
+            }
+            while !stop.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        "table-full" | "trickle" => {
+            let trickle = name == "trickle";
+            let head = {
+                let mut h = b"POST / HTTP/1.1\r\nContent-Length: 2\r\nX-Pad: ".to_vec();
+                h.resize(if trickle { 8150 } else { 8000 }, b'a');
+                h
+            };
+            let mut conns: Vec<(TcpStream, usize)> = Vec::new();
+            let mut i = 0;
+            while !stop.load(Relaxed) {
+                // Top up to 1,024 (the server closes them at its deadlines or evicts them).
+                while conns.len() < 1024 && !stop.load(Relaxed) {
+                    let Some(mut s) = attacker(i, a) else { break };
+                    i += 1;
+                    made += 1;
+                    let start = if trickle { 0 } else { head.len() };
+                    if !trickle && s.write_all(&head).is_err() {
+                        continue;
+                    }
+                    let _ = s.set_nonblocking(true);
+                    conns.push((s, start));
+                }
+                // One byte per connection per round.
+                conns.retain_mut(|(s, at)| {
+                    let b = if *at < head.len() { head[*at] } else { b'a' };
+                    match s.write(&[b]) {
+                        Ok(0) => false,
+                        Ok(_) => {
+                            *at += 1;
+                            true
+                        }
+                        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                    }
+                });
+                std::thread::sleep(Duration::from_millis(if trickle { 2 } else { 500 }));
+            }
+        }
+        _ => {}
+    }
+    made
+}
+
+fn attack(o: &Opts) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let a = addr(&o.url);
+    // Leaked: one flag per run of this short-lived tool, shared with the attack threads.
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let rss0 = rss_kib(o.pid);
+    let cpu0 = cpu_seconds(o.pid);
+    let attack = {
+        let (name, a, secret) = (o.action.clone(), a.clone(), o.secret.clone());
+        std::thread::spawn(move || run_attack(&name, &a, &secret, stop))
+    };
+    std::thread::sleep(Duration::from_millis(1000)); // let the attack build up
+    let req = request(&o.secret, r#"{"action":"DefaultRoute"}"#);
+    let (mut lat, mut failed, mut rss_max) = (Vec::new(), 0u32, rss0);
+    let end = Instant::now() + Duration::from_secs(o.seconds.max(1));
+    while Instant::now() < end {
+        let t = Instant::now();
+        let ok = connect(&a).and_then(|mut c| roundtrip(&mut c, &req));
+        match ok {
+            Ok(200) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+            _ => failed += 1,
+        }
+        rss_max = rss_max.max(rss_kib(o.pid));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = cpu_seconds(o.pid) - cpu0;
+    stop.store(true, Relaxed);
+    let made = attack.join().map_err(|_| "attack thread panicked")?;
+    lat.sort_unstable();
+    println!(
+        "{:<14} legit DefaultRoute: {} ok, {} failed; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | server RSS {} -> peak {} KiB, CPU {:.2} s in {:.0} s | attacker: {made}",
+        o.action,
+        lat.len(),
+        failed,
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0),
+        rss0,
+        rss_max,
+        cpu,
+        o.seconds as f64 + 1.0,
+    );
+    Ok(())
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Loopback load test of `aliddns serve` (release build) against the AliDNS simulator.
 # Reports requests/s and latency percentiles for DefaultRoute and cached GetRoutes, and
-# the server's RSS with 1000 idle keep-alive connections held open.
+# the server's RSS with 500 idle keep-alive connections held open (the limit is 512).
 #
 #   scripts/load-serve.sh [SECONDS_PER_BENCH (default 5)] [CLIENT_CONNS (default 4)]
 #
@@ -72,6 +72,6 @@ LOAD="$BIN/examples/load_serve"
 # The first GetRoutes fills the cache (one DescribeSupportLines); the rest are cached.
 "$LOAD" bench --url "$URL" --secret "$SECRET" --action GetRoutes --conns 1 --seconds 1 --max 1 >/dev/null
 "$LOAD" bench --url "$URL" --secret "$SECRET" --action GetRoutes --conns "$CONNS" --seconds "$SECS" --max 2000000
-"$LOAD" idle --url "$URL" --secret "$SECRET" --pid "$SERVE_PID" --conns 1000 --hold 3
+"$LOAD" idle --url "$URL" --secret "$SECRET" --pid "$SERVE_PID" --conns 500 --hold 3
 echo "simulator calls: $(curl -s "${SIM_URL}_sim/calls" 2>/dev/null || echo '(curl not installed)')"
 echo "binary: $(stat -c %s "$BIN/aliddns") bytes"

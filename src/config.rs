@@ -505,6 +505,36 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// `[httpdns] domains`, checked entry by entry. An entry that is not a zone
+    /// name is an error, never skipped: a list that lost its only entry would
+    /// widen to every domain of the account.
+    fn httpdns_domains(&self) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for e in self.section.all("domains") {
+            if e.value.trim().is_empty() {
+                return Err(self.err(e, "is empty: name the zones, or remove the key to allow every zone".into()));
+            }
+            for piece in e.value.split(',') {
+                let names: Vec<&str> = piece.split_whitespace().collect();
+                if names.is_empty() {
+                    return Err(self.err(e, "has an empty entry (two commas, or one at an end)".into()));
+                }
+                for name in names {
+                    match crate::serve::normalize_domain(name) {
+                        Some(d) => out.push(d),
+                        None => {
+                            return Err(self.err(
+                                e,
+                                format!("'{name}' is not a domain name: write bare zone names, e.g. example.com, separated by commas or spaces"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn ipv6_prefer(&self, default: Ipv6Prefer) -> Result<Ipv6Prefer, ConfigError> {
         match self.entry("ipv6_prefer") {
             None => Ok(default),
@@ -630,7 +660,7 @@ impl Config {
                         enabled: r.boolean("enabled", true)?,
                         listen: r.string("listen"),
                         secret: r.string("secret").map(Secret::new),
-                        domains: r.list("domains").into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+                        domains: r.httpdns_domains()?,
                         max_skew: r.number("max_skew", 1, 86_400)?,
                         tls_cert: r.string("tls_cert").map(PathBuf::from),
                         tls_key: r.string("tls_key").map(PathBuf::from),
@@ -938,6 +968,17 @@ interface=eth0
         assert!(h.enabled);
         assert_eq!(h.domains, vec!["a.com", "b.com"]);
         assert_eq!(h.secret.unwrap().expose(), "0123456789abcdef");
+    }
+
+    #[test]
+    fn httpdns_domains_fail_closed() {
+        let c = load("[httpdns]\nsecret=0123456789abcdef\ndomains=a.com b.com.,c.com\n").unwrap();
+        assert_eq!(c.httpdns.unwrap().domains, vec!["a.com", "b.com", "c.com"]);
+        for bad in ["\"example.com\"", "example.com;", "a.com,,b.com", "a.com,", ",a.com", "", "a/b.com"] {
+            let e = load(&format!("[httpdns]\nsecret=0123456789abcdef\ndomains={bad}\n")).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(":3: domains: "), "{bad}: {msg}");
+        }
     }
 
     #[test]

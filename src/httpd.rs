@@ -4,29 +4,39 @@
 //! unbounded thread pool (router-packaging.md §5), and the async stacks are far
 //! too big for a router binary. What `serve` needs is narrow: small POST bodies
 //! with `Content-Length`, keep-alive for Go's HTTP client, optional TLS, and
-//! hard bounds on everything a client controls.
+//! hard bounds on everything a client controls. Request heads are parsed by
+//! `httparse` (fuzzed, used by hyper); the limits and statuses around it are ours.
 //!
 //! Design:
-//! - One **reactor** thread owns the listener and every connection that is not
-//!   being answered. It waits with `poll(2)` and reads without blocking, so an
-//!   idle keep-alive connection, a client that connects and sends nothing, or a
-//!   slowloris trickling bytes costs a socket and a small buffer, never a thread.
-//!   TLS handshakes also run here, non-blocking.
-//! - Only a **complete** request (head and body) is handed to the fixed pool of
-//!   **worker** threads through a bounded queue. A worker runs the handler,
-//!   writes the answer in blocking mode under a total write deadline, and gives
-//!   a keep-alive connection back to the reactor.
-//! - Bounds: open connections (`max_conns`, more are answered 503 and closed),
-//!   request head size (431), header count (431), body size (413), a deadline
-//!   from the first byte of a request to its last (408), an idle timeout between
-//!   requests, and a write deadline. `Transfer-Encoding` is refused (501) and a
-//!   body needs `Content-Length` (411): GoEdge's Go client always sends it.
-//! - After an error answer the connection is shut for writing and drained
-//!   briefly ("lingering close"), so the client reads the status instead of a
-//!   reset.
+//! - One **reactor** thread owns the listener and every socket. It waits with
+//!   `poll(2)` and reads and writes without blocking, so an idle keep-alive
+//!   connection, a client that sends nothing, a slowloris trickling bytes or a
+//!   client that never reads its answers costs a socket and a bounded buffer,
+//!   never a thread. TLS handshakes also run here.
+//! - As soon as a request head is parsed, the [`Service`] may refuse it
+//!   ([`Service::admit`]: authentication) before a byte of the body is read;
+//!   a refused connection gets its answer and is closed.
+//! - Only a **complete** admitted request is handed to the fixed pool of
+//!   **worker** threads. A worker runs the handler, writes what the socket takes
+//!   at once, and always gives the connection back to the reactor, which sends
+//!   the rest (one response at a time: a connection whose answer is not out is
+//!   not read from, so a client pipelining without reading stalls only itself).
+//! - Bounds: open sockets (`max_conns`, counting those at the workers, and
+//!   `max_conns_per_peer`; when full, the oldest idle or unauthenticated
+//!   connection is evicted for a new one), head size (431), header count (431),
+//!   body size (413), a deadline from the first byte of a request to its last
+//!   (408), a short deadline for a connection that has not been admitted yet,
+//!   an idle timeout between requests, and a write deadline. `Transfer-Encoding`
+//!   is refused (501) and a body needs `Content-Length` (411): GoEdge's Go client
+//!   always sends it.
+//! - After an error answer the connection is shut for writing and the rest of
+//!   the declared body is read and discarded (bounded in bytes and time), so a
+//!   client that writes its whole body before reading still reads the status
+//!   instead of a reset.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,31 +50,43 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Worker threads running the handler (and so, concurrent upstream calls).
     pub workers: usize,
-    /// Open connections at most; more are answered 503 and closed at once.
+    /// Open client sockets at most, wherever they are (reactor or workers).
     pub max_conns: usize,
+    /// Open sockets from one client address at most.
+    pub max_conns_per_peer: usize,
     /// Request line plus headers, bytes.
     pub max_head: usize,
-    /// Header lines at most.
+    /// Header lines at most (at most [`MAX_HEADERS`]).
     pub max_headers: usize,
     /// Request body, bytes.
     pub max_body: usize,
-    /// From the first byte of a request (or the connect) to its last byte.
+    /// From the first byte of a request to its last.
     pub request_timeout: Duration,
-    /// How long a keep-alive connection may wait for its next request.
+    /// From the connect to a head the service admitted (authentication).
+    pub unadmitted_timeout: Duration,
+    /// How long an admitted keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
     /// Total time to write one response.
     pub write_timeout: Duration,
 }
 
+/// The largest `max_headers` (the parser's header array lives on the stack).
+pub const MAX_HEADERS: usize = 64;
+
 impl Default for Limits {
+    /// Sized for a router: GoEdge's largest request (AddRecord/UpdateRecord) is
+    /// about 9 KiB, so 32 KiB of body leaves room for long TXT values; 512
+    /// connections of unauthenticated heads cost at most 4 MiB of buffers.
     fn default() -> Self {
         Limits {
             workers: 4,
-            max_conns: 1024,
+            max_conns: 512,
+            max_conns_per_peer: 64,
             max_head: 8 * 1024,
-            max_headers: 64,
-            max_body: 64 * 1024,
+            max_headers: MAX_HEADERS,
+            max_body: 32 * 1024,
             request_timeout: Duration::from_secs(10),
+            unadmitted_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
         }
@@ -80,7 +102,7 @@ pub struct Request {
     pub target: String,
     /// Header names and values in arrival order (values trimmed).
     pub headers: Vec<(String, String)>,
-    /// The body (at most `max_body` bytes).
+    /// The body (at most `max_body` bytes; empty when [`Service::admit`] sees it).
     pub body: Vec<u8>,
     /// The client's address, for logs.
     pub peer: SocketAddr,
@@ -126,8 +148,27 @@ impl Response {
     }
 }
 
-/// The application: called on a worker thread for every complete request.
-pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+/// The application served.
+pub trait Service: Send + Sync {
+    /// Called on the reactor as soon as a head is parsed, before any body is
+    /// read: a cheap check such as authentication. A refusal is sent and the
+    /// connection closed, so a refused client holds neither memory nor a slot.
+    fn admit(&self, _head: &Request) -> Result<(), Response> {
+        Ok(())
+    }
+
+    /// Called on a worker thread for every complete admitted request.
+    fn handle(&self, req: &Request) -> Response;
+}
+
+impl<F: Fn(&Request) -> Response + Send + Sync> Service for F {
+    fn handle(&self, req: &Request) -> Response {
+        self(req)
+    }
+}
+
+/// The application, shared by the reactor and the workers.
+pub type Handler = Arc<dyn Service>;
 
 /// TLS server settings (rustls), when the server speaks HTTPS.
 #[cfg(feature = "tls")]
@@ -170,11 +211,10 @@ pub fn reason(status: u16) -> &'static str {
 // Request head parsing (pure, unit-tested).
 
 /// A parsed request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Head {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    /// Method, target and headers; the body is filled in once it has arrived.
+    req: Request,
     /// Bytes of the head including the blank line.
     len: usize,
     body_len: usize,
@@ -186,63 +226,71 @@ struct Head {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reject(u16, &'static str);
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+/// Finds the end of a request head, resuming where the previous call stopped,
+/// so each byte is looked at once however the head is split across reads.
+#[derive(Debug, Default, Clone)]
+struct HeadScan {
+    /// Bytes of the buffer already looked at.
+    pos: usize,
+    /// A byte other than CR/LF was seen (blank lines before a request are skipped).
+    started: bool,
+    /// 0: inside a line, 1: just after LF, 2: just after LF CR.
+    state: u8,
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+impl HeadScan {
+    /// The length of the head (through its blank line) once `buf` holds it.
+    fn feed(&mut self, buf: &[u8]) -> Option<usize> {
+        for &b in &buf[self.pos.min(buf.len())..] {
+            self.pos += 1;
+            if !self.started {
+                if b == b'\r' || b == b'\n' {
+                    continue;
+                }
+                self.started = true;
+            }
+            self.state = match (self.state, b) {
+                (1 | 2, b'\n') => return Some(self.pos),
+                (1, b'\r') => 2,
+                (_, b'\n') => 1,
+                _ => 0,
+            };
+        }
+        None
+    }
 }
 
-/// Parses the head if it is complete: `Ok(None)` means "wait for more bytes".
-fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Reject> {
-    // Tolerate blank lines before the request line (RFC 9112 §2.2).
-    let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
-    let rest = &buf[skip..];
-    let end = match find_head_end(rest) {
-        Some(e) if skip + e <= limits.max_head => e,
-        Some(_) => return Err(Reject(431, "request head too large")),
-        None if buf.len() > limits.max_head => return Err(Reject(431, "request head too large")),
-        None => return Ok(None),
-    };
-    let text = std::str::from_utf8(&rest[..end - 4]).map_err(|_| Reject(400, "request head is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let line = lines.next().unwrap_or("");
-    let mut parts = line.split(' ');
-    let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some(v), None) => (m, t, v),
-        _ => return Err(Reject(400, "malformed request line")),
-    };
-    if !is_token(method) || target.is_empty() || target.bytes().any(|b| b.is_ascii_control()) {
+/// Parses a complete head (`buf[..end]`, as found by [`HeadScan`]).
+fn parse_head(buf: &[u8], end: usize, limits: &Limits, peer: SocketAddr) -> Result<Head, Reject> {
+    if end > limits.max_head {
+        return Err(Reject(431, "request head too large"));
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut slots[..limits.max_headers.clamp(1, MAX_HEADERS)]);
+    match parsed.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(Reject(400, "malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject(431, "too many header fields")),
+        Err(httparse::Error::Version) if is_other_http_version(buf) => {
+            return Err(Reject(505, "only HTTP/1.1 is supported"));
+        }
+        Err(httparse::Error::Version | httparse::Error::Token) => return Err(Reject(400, "malformed request line")),
+        Err(_) => return Err(Reject(400, "malformed header field")),
+    }
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version) else {
         return Err(Reject(400, "malformed request line"));
-    }
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        v if v.starts_with("HTTP/") => return Err(Reject(505, "only HTTP/1.1 is supported")),
-        _ => return Err(Reject(400, "malformed request line")),
     };
-    let mut headers = Vec::new();
-    for l in lines {
-        if headers.len() >= limits.max_headers {
-            return Err(Reject(431, "too many header fields"));
-        }
-        let Some((name, value)) = l.split_once(':') else {
-            return Err(Reject(400, "malformed header field"));
-        };
-        if !is_token(name) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-            return Err(Reject(400, "malformed header field"));
-        }
-        headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| Reject(400, "header value is not UTF-8"))?;
+        headers.push((h.name.to_string(), value.trim_matches([' ', '\t']).to_string()));
     }
-    fn get<'a>(headers: &'a [(String, String)], n: &'a str) -> impl Iterator<Item = &'a (String, String)> + 'a {
-        headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n))
-    }
-    if get(&headers, "transfer-encoding").next().is_some() {
+    let all = |n: &'static str| headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n));
+    if all("transfer-encoding").next().is_some() {
         return Err(Reject(501, "Transfer-Encoding is not supported; send Content-Length"));
     }
     let mut body_len: Option<usize> = None;
-    for (_, v) in get(&headers, "content-length") {
+    for (_, v) in all("content-length") {
         if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Reject(400, "malformed Content-Length"));
         }
@@ -253,29 +301,36 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Reject> {
         body_len = Some(n);
     }
     let body_len = match body_len {
-        Some(n) if n > limits.max_body => return Err(Reject(413, "request body too large")),
         Some(n) => n,
         None if matches!(method, "POST" | "PUT" | "PATCH") => return Err(Reject(411, "Content-Length required")),
         None => 0,
     };
-    let conn_tokens =
-        |t: &str| get(&headers, "connection").any(|(_, v)| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)));
-    let keep_alive = if http10 { conn_tokens("keep-alive") } else { !conn_tokens("close") };
-    let expect_continue = !http10 && get(&headers, "expect").any(|(_, v)| v.eq_ignore_ascii_case("100-continue"));
-    Ok(Some(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        len: skip + end,
+    let http10 = version == 0;
+    let has_token = |name, t: &str| all(name).any(|(_, v)| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)));
+    let keep_alive = if http10 { has_token("connection", "keep-alive") } else { !has_token("connection", "close") };
+    let expect_continue = !http10 && all("expect").any(|(_, v)| v.eq_ignore_ascii_case("100-continue"));
+    let target = std::str::from_utf8(target.as_bytes()).map_err(|_| Reject(400, "malformed request line"))?;
+    Ok(Head {
+        req: Request { method: method.to_string(), target: target.to_string(), headers, body: Vec::new(), peer },
+        len: end,
         body_len,
         keep_alive,
         expect_continue,
-    }))
+    })
 }
 
-/// The bytes of a response head and body.
-fn encode(resp: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160 + resp.body.len());
+/// Whether the request line names an HTTP version other than 1.x (505, not 400).
+fn is_other_http_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').find(|l| !l.iter().all(|&b| b == b'\r')).unwrap_or_default();
+    line.rsplit(|&b| b == b' ')
+        .next()
+        .and_then(|v| v.strip_prefix(b"HTTP/"))
+        .is_some_and(|v| v.first().is_some_and(u8::is_ascii_digit) && !v.starts_with(b"1."))
+}
+
+/// Appends the bytes of a response head and body to `out`.
+fn encode(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head_only: bool) {
+    out.reserve(160 + resp.body.len());
     let date = crate::clock::http_date(crate::clock::system_now());
     let _ = write!(
         out,
@@ -287,8 +342,12 @@ fn encode(resp: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
     );
     for (k, v) in &resp.headers {
         // Header values come from our own code, but never let one split the head.
-        let v: String = v.chars().filter(|c| !c.is_control()).collect();
-        let _ = write!(out, "{k}: {v}\r\n");
+        let _ = write!(out, "{k}: ");
+        for c in v.chars().filter(|c| !c.is_control()) {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -297,7 +356,159 @@ fn encode(resp: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
     if !head_only {
         out.extend_from_slice(&resp.body);
     }
-    out
+}
+
+// ---------------------------------------------------------------------------
+// Transport.
+
+/// One client's byte stream, plain TCP or TLS over it; always non-blocking.
+/// Reads and writes carry plaintext; `WouldBlock` means "wait for poll".
+struct Io {
+    sock: TcpStream,
+    tls: Option<Box<TlsConn>>,
+}
+
+impl Io {
+    /// Reads plaintext; `Ok(0)` when the peer closed.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self.tls.as_deref_mut() {
+            None => self.sock.read(out),
+            Some(t) => tls::read(t, &mut self.sock, out),
+        }
+    }
+
+    /// Reads and throws away at most `max` bytes (and at most `scratch.len()`);
+    /// `Ok(0)` when the peer closed.
+    fn discard(&mut self, scratch: &mut [u8], max: usize) -> io::Result<usize> {
+        let len = max.min(scratch.len());
+        #[cfg(target_os = "linux")]
+        if self.tls.is_none() {
+            // TCP's MSG_TRUNC drops the bytes in the kernel instead of copying
+            // them out (tcp(7)): discarding a 16 MiB body costs little CPU.
+            // SAFETY: `scratch` is valid for `len` bytes, whatever the kernel does with it.
+            let n = unsafe { libc::recv(self.sock.as_raw_fd(), scratch.as_mut_ptr().cast(), len, libc::MSG_TRUNC) };
+            return if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) };
+        }
+        self.read(&mut scratch[..len])
+    }
+
+    /// Takes as much plaintext as the transport accepts now.
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.tls.as_deref_mut() {
+            None => self.sock.write(data),
+            Some(t) => tls::write(t, &mut self.sock, data),
+        }
+    }
+
+    /// Sends encrypted records still queued (TLS); `Ok(true)` when none are left.
+    fn flush(&mut self) -> io::Result<bool> {
+        match self.tls.as_deref_mut() {
+            None => Ok(true),
+            Some(t) => tls::flush(t, &mut self.sock),
+        }
+    }
+
+    /// Bytes are queued inside the transport (TLS handshake or records).
+    fn wants_write(&self) -> bool {
+        self.tls.as_deref().is_some_and(tls::wants_write)
+    }
+
+    /// Says goodbye (TLS close_notify) and shuts the write side.
+    fn shutdown_write(&mut self) {
+        if let Some(t) = self.tls.as_deref_mut() {
+            tls::close(t, &mut self.sock);
+        }
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::{TlsConn, transient};
+    use std::io::{self, Read, Write};
+    use std::net::TcpStream;
+
+    pub fn read(t: &mut TlsConn, sock: &mut TcpStream, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match t.reader().read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if t.read_tls(sock)? == 0 {
+                return Ok(0);
+            }
+            if let Err(e) = t.process_new_packets() {
+                // Send the alert rustls queued, then give up on the connection.
+                let _ = t.write_tls(sock);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            flush(t, sock)?; // handshake answers
+        }
+    }
+
+    pub fn write(t: &mut TlsConn, sock: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+        if !flush(t, sock)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = t.writer().write(data)?;
+        flush(t, sock)?;
+        if n == 0 && !data.is_empty() { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
+    }
+
+    pub fn flush(t: &mut TlsConn, sock: &mut TcpStream) -> io::Result<bool> {
+        while t.wants_write() {
+            match t.write_tls(sock) {
+                Ok(_) => {}
+                Err(e) if transient(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn wants_write(t: &TlsConn) -> bool {
+        t.wants_write()
+    }
+
+    pub fn close(t: &mut TlsConn, sock: &mut TcpStream) {
+        t.send_close_notify();
+        let _ = flush(t, sock);
+    }
+
+    pub fn new(cfg: &super::TlsConfig) -> Option<Box<TlsConn>> {
+        rustls::ServerConnection::new(cfg.clone()).ok().map(Box::new)
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use super::TlsConn;
+    use std::io;
+    use std::net::TcpStream;
+
+    pub fn read(t: &mut TlsConn, _: &mut TcpStream, _: &mut [u8]) -> io::Result<usize> {
+        match *t {}
+    }
+    pub fn write(t: &mut TlsConn, _: &mut TcpStream, _: &[u8]) -> io::Result<usize> {
+        match *t {}
+    }
+    pub fn flush(t: &mut TlsConn, _: &mut TcpStream) -> io::Result<bool> {
+        match *t {}
+    }
+    pub fn wants_write(t: &TlsConn) -> bool {
+        match *t {}
+    }
+    pub fn close(t: &mut TlsConn, _: &mut TcpStream) {
+        match *t {}
+    }
+    pub fn new(cfg: &super::TlsConfig) -> Option<Box<TlsConn>> {
+        match *cfg {}
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -309,251 +520,164 @@ enum Phase {
     Idle,
     /// Part of a request has arrived.
     Reading,
-    /// An error answer was sent; reading and discarding until the peer closes.
+    /// A response is going out; nothing is read meanwhile.
+    Writing,
+    /// An error answer is going out; the rest of the request is read and discarded.
     Draining,
 }
 
 struct Conn {
-    sock: TcpStream,
-    tls: Option<Box<TlsConn>>,
+    io: Io,
     peer: SocketAddr,
+    /// Received bytes of the current request (and, at most, its end).
     buf: Vec<u8>,
+    scan: HeadScan,
     head: Option<Head>,
     phase: Phase,
+    /// When the phase began (eviction takes the oldest first).
+    since: Instant,
     deadline: Instant,
-    /// TLS records are waiting for the socket to become writable.
-    want_write: bool,
+    /// A head of this connection was admitted by the service.
+    admitted: bool,
+    /// Bytes to send, from `out_pos` on.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Close once `out` is sent (instead of waiting for the next request).
+    close_after: bool,
     sent_continue: bool,
-    drained: usize,
+    /// Bytes still to read and discard while draining.
+    discard: usize,
+    /// The write side is shut (draining).
+    shut: bool,
 }
 
-enum ReadOutcome {
-    /// Bytes (maybe none) arrived; the connection is still open.
-    Open,
-    /// The peer closed (or broke) the connection.
-    Closed,
+/// How a flush ended.
+enum Flushed {
+    Done,
+    Pending,
+    Failed,
 }
 
+/// Bytes read and thrown away after an error answer, beyond the declared body.
+const DRAIN_SLACK: usize = 256 * 1024;
+/// The most a client may still send after an error answer (a whole 16 MiB body fits).
+const DRAIN_MAX: usize = 32 * 1024 * 1024;
+/// How long an error answer's connection stays open for the rest of the request.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// Size of the reactor's one read buffer.
 const READ_CHUNK: usize = 16 * 1024;
-const DRAIN_TIME: Duration = Duration::from_secs(2);
-const DRAIN_BYTES: usize = 1024 * 1024;
+/// Pending connections the kernel queues for `accept`.
+const LISTEN_BACKLOG: libc::c_int = 1024;
+/// Size of the reactor's scratch buffer: reads use `READ_CHUNK` of it, discards all.
+const SCRATCH: usize = 64 * 1024;
 
 impl Conn {
-    fn new(sock: TcpStream, peer: SocketAddr, tls: Option<Box<TlsConn>>, limits: &Limits) -> Conn {
+    fn new(io: Io, peer: SocketAddr, limits: &Limits, now: Instant) -> Conn {
         Conn {
-            sock,
-            tls,
+            io,
             peer,
             buf: Vec::new(),
+            scan: HeadScan::default(),
             head: None,
             phase: Phase::Idle,
-            deadline: Instant::now() + limits.request_timeout,
-            want_write: false,
+            since: now,
+            deadline: now + limits.unadmitted_timeout,
+            admitted: false,
+            out: Vec::new(),
+            out_pos: 0,
+            close_after: false,
             sent_continue: false,
-            drained: 0,
+            discard: 0,
+            shut: false,
         }
     }
 
-    /// Reads what is available without blocking, appending at most `room` bytes
-    /// of plaintext to `buf` (or discarding them while draining).
-    fn read_available(&mut self, room: usize) -> ReadOutcome {
-        let mut tmp = [0u8; READ_CHUNK];
-        let discard = self.phase == Phase::Draining;
-        let want = if discard { READ_CHUNK } else { room.clamp(1, READ_CHUNK) };
-        match self.tls.as_deref_mut() {
-            None => match self.sock.read(&mut tmp[..want]) {
-                Ok(0) => ReadOutcome::Closed,
-                Ok(n) => {
-                    if discard {
-                        self.drained += n;
-                    } else {
-                        self.buf.extend_from_slice(&tmp[..n]);
-                    }
-                    ReadOutcome::Open
+    fn set_phase(&mut self, phase: Phase, now: Instant, deadline: Instant) {
+        self.phase = phase;
+        self.since = now;
+        self.deadline = deadline;
+    }
+
+    /// Whether poll should wake us for bytes from the client.
+    fn wants_read(&self) -> bool {
+        match self.phase {
+            Phase::Idle | Phase::Reading => true,
+            Phase::Draining => self.discard > 0,
+            Phase::Writing => false,
+        }
+    }
+
+    fn pending_out(&self) -> bool {
+        self.out_pos < self.out.len() || self.io.wants_write()
+    }
+
+    /// Writes what the socket takes now.
+    fn flush(&mut self) -> Flushed {
+        loop {
+            match self.io.flush() {
+                Ok(true) => {}
+                Ok(false) => return Flushed::Pending,
+                Err(_) => return Flushed::Failed,
+            }
+            if self.out_pos >= self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+                if self.out.capacity() > READ_CHUNK {
+                    self.out = Vec::new(); // a large answer's memory goes back at once
                 }
-                Err(e) if transient(&e) => ReadOutcome::Open,
-                Err(_) => ReadOutcome::Closed,
-            },
-            Some(t) => {
-                tls_read(t, &mut self.sock, &mut self.buf, &mut self.drained, discard, room, &mut self.want_write)
+                return Flushed::Done;
+            }
+            match self.io.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Flushed::Failed,
+                Ok(n) => self.out_pos += n,
+                Err(e) if transient(&e) => return Flushed::Pending,
+                Err(_) => return Flushed::Failed,
             }
         }
     }
 
-    /// Best-effort, non-blocking write of a small message (error answers, 100 Continue).
-    fn write_nonblocking(&mut self, bytes: &[u8]) {
-        match self.tls.as_deref_mut() {
-            None => {
-                let _ = self.sock.write(bytes);
-            }
-            Some(t) => tls_queue(t, &mut self.sock, bytes, &mut self.want_write),
+    /// How many more bytes the current request may still need.
+    fn room(&self, limits: &Limits) -> usize {
+        match &self.head {
+            // One byte past the limit tells "too large" from "exactly full".
+            None => (limits.max_head + 1).saturating_sub(self.buf.len()),
+            Some(h) => (h.len + h.body_len).saturating_sub(self.buf.len()),
         }
     }
 
-    /// Sends an error answer, shuts the write side and starts draining.
-    fn reject(&mut self, status: u16, msg: &str) {
-        let bytes = encode(&Response::text(status, msg), false, false);
-        self.write_nonblocking(&bytes);
-        if let Some(t) = self.tls.as_deref_mut() {
-            tls_close(t, &mut self.sock);
-        }
-        let _ = self.sock.shutdown(Shutdown::Write);
-        self.phase = Phase::Draining;
+    /// Queues an error answer, then shuts the write side and discards what the
+    /// client still sends of this request (bounded), so it can read the answer.
+    fn reject(&mut self, resp: &Response, now: Instant) {
+        let owed = self.head.as_ref().map_or(0, |h| (h.len + h.body_len).saturating_sub(self.buf.len()));
+        encode(&mut self.out, resp, false, false);
+        self.close_after = true;
+        self.discard = owed.saturating_add(DRAIN_SLACK).min(DRAIN_MAX);
         self.buf = Vec::new();
         self.head = None;
-        self.deadline = Instant::now() + DRAIN_TIME;
-    }
-}
-
-fn transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::TimedOut)
-}
-
-#[cfg(feature = "tls")]
-fn tls_read(
-    t: &mut TlsConn,
-    sock: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    drained: &mut usize,
-    discard: bool,
-    room: usize,
-    want_write: &mut bool,
-) -> ReadOutcome {
-    let mut closed = false;
-    match t.read_tls(sock) {
-        Ok(0) => closed = true,
-        Ok(_) => {}
-        Err(e) if transient(&e) => {}
-        Err(_) => return ReadOutcome::Closed,
-    }
-    if t.process_new_packets().is_err() {
-        // Send the alert rustls queued, then give up on the connection.
-        let _ = t.write_tls(sock);
-        return ReadOutcome::Closed;
-    }
-    let mut tmp = [0u8; READ_CHUNK];
-    let mut left = room;
-    loop {
-        let want = if discard { READ_CHUNK } else { left.min(READ_CHUNK) };
-        if want == 0 {
-            break;
-        }
-        match t.reader().read(&mut tmp[..want]) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) if discard => *drained += n,
-            Ok(n) => {
-                buf.extend_from_slice(&tmp[..n]);
-                left -= n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(_) => return ReadOutcome::Closed,
+        self.set_phase(Phase::Draining, now, now + DRAIN_TIME);
+        if let Flushed::Done = self.flush() {
+            self.shut_if_answered();
         }
     }
-    tls_flush(t, sock, want_write);
-    if closed { ReadOutcome::Closed } else { ReadOutcome::Open }
-}
 
-#[cfg(feature = "tls")]
-fn tls_flush(t: &mut TlsConn, sock: &mut TcpStream, want_write: &mut bool) {
-    *want_write = false;
-    while t.wants_write() {
-        match t.write_tls(sock) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                *want_write = true;
-                return;
-            }
-            Err(_) => return,
+    /// While draining: once the answer is out, shut the write side (the client
+    /// sees the end of the answer) and keep reading what it still sends.
+    fn shut_if_answered(&mut self) {
+        if self.phase == Phase::Draining && !self.shut && !self.pending_out() {
+            self.io.shutdown_write();
+            self.shut = true;
         }
     }
 }
 
-#[cfg(feature = "tls")]
-fn tls_queue(t: &mut TlsConn, sock: &mut TcpStream, bytes: &[u8], want_write: &mut bool) {
-    let _ = t.writer().write_all(bytes);
-    tls_flush(t, sock, want_write);
-}
-
-#[cfg(feature = "tls")]
-fn tls_close(t: &mut TlsConn, sock: &mut TcpStream) {
-    t.send_close_notify();
-    let mut w = false;
-    tls_flush(t, sock, &mut w);
-}
-
-/// Blocking write of a whole response through TLS, bounded by `deadline`.
-#[cfg(feature = "tls")]
-fn tls_write_all(t: &mut TlsConn, sock: &mut TcpStream, mut data: &[u8], deadline: Instant) -> io::Result<()> {
-    loop {
-        if !data.is_empty() {
-            let n = t.writer().write(data)?;
-            data = &data[n..];
-        }
-        while t.wants_write() {
-            set_timeout_until(sock, deadline)?;
-            match t.write_tls(sock) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
+/// Rank for eviction: lower goes first; `None` is never evicted.
+fn evict_rank(c: &Conn) -> Option<u8> {
+    match c.phase {
+        Phase::Draining => Some(0),
+        Phase::Idle | Phase::Reading if !c.admitted => Some(1),
+        Phase::Idle => Some(2),
+        _ => None,
     }
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_read(
-    t: &mut TlsConn,
-    _: &mut TcpStream,
-    _: &mut Vec<u8>,
-    _: &mut usize,
-    _: bool,
-    _: usize,
-    _: &mut bool,
-) -> ReadOutcome {
-    match *t {}
-}
-#[cfg(not(feature = "tls"))]
-fn tls_flush(t: &mut TlsConn, _: &mut TcpStream, _: &mut bool) {
-    match *t {}
-}
-#[cfg(not(feature = "tls"))]
-fn tls_queue(t: &mut TlsConn, _: &mut TcpStream, _: &[u8], _: &mut bool) {
-    match *t {}
-}
-#[cfg(not(feature = "tls"))]
-fn tls_close(t: &mut TlsConn, _: &mut TcpStream) {
-    match *t {}
-}
-#[cfg(not(feature = "tls"))]
-fn tls_write_all(t: &mut TlsConn, _: &mut TcpStream, _: &[u8], _: Instant) -> io::Result<()> {
-    match *t {}
-}
-
-fn set_timeout_until(sock: &TcpStream, deadline: Instant) -> io::Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "write deadline passed"));
-    }
-    sock.set_write_timeout(Some(left))
-}
-
-fn write_all_until(sock: &mut TcpStream, mut data: &[u8], deadline: Instant) -> io::Result<()> {
-    while !data.is_empty() {
-        set_timeout_until(sock, deadline)?;
-        match sock.write(data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -569,7 +693,7 @@ struct Shared {
     limits: Limits,
     handler: Handler,
     stop: AtomicBool,
-    /// Keep-alive connections that workers hand back to the reactor.
+    /// Connections workers hand back to the reactor (every job comes back).
     returned: Mutex<Vec<Conn>>,
     /// Written (one byte) to wake the reactor's poll.
     wake_tx: UnixStream,
@@ -636,8 +760,14 @@ pub fn start(
 ) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
+    // std listens with a backlog of 128: a storm of connects would overflow it and
+    // GoEdge's SYN would wait for a retransmit (1 s). Listening again raises it
+    // (Linux caps it at net.core.somaxconn).
+    // SAFETY: listen(2) on a socket we own.
+    unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
     limits.workers = limits.workers.max(1);
     limits.max_conns = fit_conns(limits.max_conns.max(1));
+    limits.max_conns_per_peer = limits.max_conns_per_peer.clamp(1, limits.max_conns);
     let (wake_tx, wake_rx) = UnixStream::pair()?;
     wake_tx.set_nonblocking(true)?;
     wake_rx.set_nonblocking(true)?;
@@ -657,11 +787,10 @@ pub fn start(
         threads.push(std::thread::Builder::new().name(format!("httpd-worker-{i}")).spawn(move || worker(&s, &rx))?);
     }
     let s = shared.clone();
-    threads.push(
-        std::thread::Builder::new()
-            .name("httpd-reactor".into())
-            .spawn(move || reactor(&s, listener, wake_rx, tls, tx))?,
-    );
+    threads.push(std::thread::Builder::new().name("httpd-reactor".into()).spawn(move || {
+        let mut r = Reactor::new(&s, tls, tx);
+        r.run(listener, wake_rx);
+    })?);
     Ok(Running { addr, shared, threads })
 }
 
@@ -672,247 +801,420 @@ fn worker(s: &Shared, rx: &Mutex<Receiver<Job>>) {
             Err(_) => return,
         };
         let Job { mut conn, req, keep_alive } = job;
-        let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (s.handler)(&req)))
+        let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.handler.handle(&req)))
             .unwrap_or_else(|_| Response::text(500, "internal error"));
         let keep = keep_alive && !s.stop.load(Ordering::Relaxed);
-        let bytes = encode(&resp, keep, req.method == "HEAD");
-        let deadline = Instant::now() + s.limits.write_timeout;
-        if conn.sock.set_nonblocking(false).is_err() {
-            continue;
-        }
-        let written = match conn.tls.as_deref_mut() {
-            None => write_all_until(&mut conn.sock, &bytes, deadline),
-            Some(t) => tls_write_all(t, &mut conn.sock, &bytes, deadline),
-        };
-        if written.is_err() {
-            crate::log::debug(format!("httpd: {}: could not write the response", conn.peer));
-            continue;
-        }
-        if !keep || conn.sock.set_nonblocking(true).is_err() {
-            close_quietly(conn);
-            continue;
-        }
-        conn.head = None;
-        conn.sent_continue = false;
-        if conn.buf.is_empty() {
-            conn.phase = Phase::Idle;
-            conn.deadline = Instant::now() + s.limits.idle_timeout;
-            conn.buf = Vec::new(); // give back the capacity while idle
-        } else {
-            // The next request was pipelined behind this one: it is already under way.
-            conn.phase = Phase::Reading;
-            conn.deadline = Instant::now() + s.limits.request_timeout;
-        }
+        encode(&mut conn.out, &resp, keep, req.method == "HEAD");
+        conn.close_after = !keep;
+        // Whatever the socket does not take now, the reactor sends later.
+        let _ = conn.flush();
         s.returned.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         s.wake();
     }
 }
 
-fn close_quietly(mut conn: Conn) {
-    if let Some(t) = conn.tls.as_deref_mut() {
-        tls_close(t, &mut conn.sock);
-    }
-    let _ = conn.sock.shutdown(Shutdown::Write);
-}
-
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\ntoo busy, retry\n";
 
-fn reactor(s: &Shared, listener: TcpListener, mut wake_rx: UnixStream, tls: Option<TlsConfig>, jobs: SyncSender<Job>) {
-    let limits = &s.limits;
-    let mut conns: Vec<Conn> = Vec::new();
-    let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut last_busy_log: Option<Instant> = None;
-    let room = limits.max_head + limits.max_body + 4;
-    loop {
-        if s.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut ready: Vec<Conn> = Vec::new();
-        for c in s.returned.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-            if c.buf.is_empty() { conns.push(c) } else { ready.push(c) }
-        }
-        // Pipelined bytes left over from the previous request: parse them now.
-        for c in ready {
-            if let Some(c) = advance(c, limits, &jobs) {
-                conns.push(c);
-            }
-        }
-
-        fds.clear();
-        fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        fds.push(libc::pollfd { fd: wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        let now = Instant::now();
-        let mut next = now + Duration::from_secs(1);
-        for c in &conns {
-            let mut ev = libc::POLLIN;
-            if c.want_write {
-                ev |= libc::POLLOUT;
-            }
-            fds.push(libc::pollfd { fd: c.sock.as_raw_fd(), events: ev, revents: 0 });
-            next = next.min(c.deadline);
-        }
-        let timeout_ms = next.saturating_duration_since(now).as_millis().min(1000) as libc::c_int + 1;
-        // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                crate::log::warn(format!("httpd: poll failed: {e}"));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            continue;
-        }
-        if fds[1].revents != 0 {
-            let mut sink = [0u8; 256];
-            while matches!(wake_rx.read(&mut sink), Ok(n) if n > 0) {}
-        }
-
-        // Existing connections first (their indices match fds[2..]).
-        let now = Instant::now();
-        let revents: Vec<libc::c_short> = fds[2..].iter().map(|p| p.revents).collect();
-        let mut keep: Vec<Conn> = Vec::with_capacity(conns.len());
-        for (c, rev) in conns.drain(..).zip(revents) {
-            if let Some(c) = service(c, rev, now, room, limits, &jobs) {
-                keep.push(c);
-            }
-        }
-        conns = keep;
-
-        if fds[0].revents != 0 {
-            for _ in 0..256 {
-                match listener.accept() {
-                    Ok((sock, peer)) => {
-                        if conns.len() >= limits.max_conns {
-                            let _ = sock.set_nonblocking(true);
-                            if tls.is_none() {
-                                let _ = (&sock).write(BUSY);
-                            }
-                            let _ = sock.shutdown(Shutdown::Both);
-                            if last_busy_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                                crate::log::warn(format!(
-                                    "httpd: {} connections open (the limit); refusing {peer} and others for now",
-                                    conns.len()
-                                ));
-                                last_busy_log = Some(Instant::now());
-                            }
-                            continue;
-                        }
-                        if sock.set_nonblocking(true).is_err() {
-                            continue;
-                        }
-                        let _ = sock.set_nodelay(true);
-                        let t = match &tls {
-                            None => None,
-                            Some(cfg) => match new_tls(cfg) {
-                                Some(t) => Some(t),
-                                None => continue,
-                            },
-                        };
-                        conns.push(Conn::new(sock, peer, t, limits));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        crate::log::warn(format!("httpd: accept failed: {e}"));
-                        std::thread::sleep(Duration::from_millis(100));
-                        break;
-                    }
-                }
-            }
-        }
-    }
+/// The reactor's state: every connection not at a worker, and the counts that
+/// bound all of them.
+struct Reactor<'a> {
+    s: &'a Shared,
+    tls: Option<TlsConfig>,
+    jobs: SyncSender<Job>,
+    conns: Vec<Conn>,
+    /// Connections at the workers.
+    busy: usize,
+    /// Open sockets per client address (reactor and workers).
+    per_peer: HashMap<IpAddr, usize>,
+    scratch: Vec<u8>,
+    last_busy_log: Option<Instant>,
 }
 
-/// Handles poll events and deadlines of one connection; returns it if it stays open.
-fn service(
-    mut c: Conn,
-    rev: libc::c_short,
-    now: Instant,
-    room: usize,
-    limits: &Limits,
-    jobs: &SyncSender<Job>,
-) -> Option<Conn> {
-    if rev & libc::POLLOUT != 0
-        && let Some(t) = c.tls.as_deref_mut()
-    {
-        tls_flush(t, &mut c.sock, &mut c.want_write);
-    }
-    if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-        let was_empty = c.buf.is_empty();
-        if let ReadOutcome::Closed = c.read_available(room.saturating_sub(c.buf.len())) {
-            return None; // the peer went away
-        }
-        if c.phase == Phase::Draining {
-            if c.drained > DRAIN_BYTES {
-                return None;
-            }
-        } else {
-            if was_empty && !c.buf.is_empty() {
-                c.phase = Phase::Reading;
-                c.deadline = now + limits.request_timeout;
-            }
-            c = advance(c, limits, jobs)?;
+impl<'a> Reactor<'a> {
+    fn new(s: &'a Shared, tls: Option<TlsConfig>, jobs: SyncSender<Job>) -> Reactor<'a> {
+        Reactor {
+            s,
+            tls,
+            jobs,
+            conns: Vec::new(),
+            busy: 0,
+            per_peer: HashMap::new(),
+            scratch: vec![0u8; SCRATCH],
+            last_busy_log: None,
         }
     }
-    // Checked even when bytes arrived, so trickling bytes cannot extend a deadline.
-    if now >= c.deadline {
-        if c.phase == Phase::Reading {
-            crate::log::debug(format!("httpd: {}: request not complete in time", c.peer));
-            c.reject(408, "request not complete in time");
+
+    fn open(&self) -> usize {
+        self.conns.len() + self.busy
+    }
+
+    fn run(&mut self, listener: TcpListener, mut wake_rx: UnixStream) {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        let mut revents: Vec<libc::c_short> = Vec::new();
+        loop {
+            if self.s.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            crate::log::flush_suppressed();
+            self.collect_returned();
+
+            fds.clear();
+            fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd { fd: wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            let now = Instant::now();
+            let mut next = now + Duration::from_secs(1);
+            for c in &self.conns {
+                let mut ev = 0;
+                if c.wants_read() {
+                    ev |= libc::POLLIN;
+                }
+                if c.pending_out() {
+                    ev |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd { fd: c.io.sock.as_raw_fd(), events: ev, revents: 0 });
+                next = next.min(c.deadline);
+            }
+            let timeout_ms = next.saturating_duration_since(now).as_millis().min(1000) as libc::c_int + 1;
+            // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of the given length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    crate::log::warn(format!("httpd: poll failed: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+            if fds[1].revents != 0 {
+                let mut sink = [0u8; 256];
+                while matches!(wake_rx.read(&mut sink), Ok(n) if n > 0) {}
+            }
+
+            // Existing connections first (their indices match fds[2..]).
+            let now = Instant::now();
+            revents.clear();
+            revents.extend(fds[2..].iter().map(|p| p.revents));
+            let conns = std::mem::take(&mut self.conns);
+            for (c, &rev) in conns.into_iter().zip(&revents) {
+                let c = self.service(c, rev, now);
+                self.keep(c);
+            }
+
+            if fds[0].revents != 0 {
+                self.accept_all(&listener);
+            }
+        }
+    }
+
+    /// Takes back the connections the workers are done with.
+    fn collect_returned(&mut self) {
+        let back: Vec<Conn> = std::mem::take(&mut *self.s.returned.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in back {
+            self.busy -= 1;
+            let c = self.returned(c, Instant::now());
+            self.keep(c);
+        }
+    }
+
+    /// Puts a connection (back) into the table. `None` is one the reactor no
+    /// longer holds: closed (and forgotten) or handed to a worker (counted busy).
+    fn keep(&mut self, c: Option<Conn>) {
+        if let Some(c) = c {
+            self.conns.push(c);
+        }
+    }
+
+    /// A worker is done with a connection: send the rest of its answer, then go on.
+    fn returned(&mut self, mut c: Conn, now: Instant) -> Option<Conn> {
+        if c.pending_out() {
+            c.set_phase(Phase::Writing, now, now + self.s.limits.write_timeout);
             return Some(c);
         }
-        return None; // idle or draining: just close
+        self.finish_response(c, now)
     }
-    Some(c)
-}
 
-#[cfg(feature = "tls")]
-fn new_tls(cfg: &TlsConfig) -> Option<Box<TlsConn>> {
-    rustls::ServerConnection::new(cfg.clone()).ok().map(Box::new)
-}
-#[cfg(not(feature = "tls"))]
-fn new_tls(cfg: &TlsConfig) -> Option<Box<TlsConn>> {
-    match *cfg {}
-}
+    fn accept_all(&mut self, listener: &TcpListener) {
+        let s = self.s;
+        let limits = &s.limits;
+        for _ in 0..256 {
+            let (sock, peer) = match listener.accept() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    crate::log::warn_limited("httpd accept", format!("httpd: accept failed: {e}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    return;
+                }
+            };
+            let ip = peer.ip();
+            let mut room = self.make_room(ip);
+            if !room {
+                // Connections answered during this burst of accepts may be waiting
+                // to be taken back from the workers (and then be idle): look again.
+                self.collect_returned();
+                room = self.make_room(ip);
+            }
+            if !room || sock.set_nonblocking(true).is_err() {
+                self.refuse(sock, peer);
+                continue;
+            }
+            let _ = sock.set_nodelay(true);
+            let tls = match &self.tls {
+                None => None,
+                Some(cfg) => match tls::new(cfg) {
+                    Some(t) => Some(t),
+                    None => continue,
+                },
+            };
+            *self.per_peer.entry(ip).or_insert(0) += 1;
+            let now = Instant::now();
+            let c = Conn::new(Io { sock, tls }, peer, limits, now);
+            // A client usually sends its request right behind the connect.
+            let c = self.service(c, libc::POLLIN, now);
+            self.keep(c);
+        }
+    }
 
-/// Parses what a connection has buffered and dispatches a complete request.
-/// Returns the connection if the reactor keeps it (still reading, or draining).
-fn advance(mut c: Conn, limits: &Limits, jobs: &SyncSender<Job>) -> Option<Conn> {
-    if c.head.is_none() {
-        match parse_head(&c.buf, limits) {
-            Ok(None) => return Some(c),
-            Ok(Some(h)) => c.head = Some(h),
-            Err(Reject(status, why)) => {
-                crate::log::warn(format!("httpd: {}: {status} {why}", c.peer));
-                c.reject(status, why);
+    /// Whether a connection from `ip` fits, evicting one if needed.
+    fn make_room(&mut self, ip: IpAddr) -> bool {
+        let limits = &self.s.limits;
+        if self.per_peer.get(&ip).copied().unwrap_or(0) >= limits.max_conns_per_peer {
+            self.evict(Some(ip))
+        } else if self.open() >= limits.max_conns {
+            self.evict(None)
+        } else {
+            true
+        }
+    }
+
+    /// Closes the best victim (of that peer, if given); false when there is none.
+    fn evict(&mut self, of: Option<IpAddr>) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| of.is_none_or(|ip| c.peer.ip() == ip))
+            .filter_map(|(i, c)| evict_rank(c).map(|r| (r, c.since, i)))
+            .min()
+            .map(|(_, _, i)| i);
+        match victim {
+            Some(i) => {
+                let c = self.conns.swap_remove(i);
+                crate::log::debug(format!("httpd: {}: evicted for a new connection", c.peer));
+                self.forget(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn refuse(&mut self, sock: TcpStream, peer: SocketAddr) {
+        let _ = sock.set_nonblocking(true);
+        if self.tls.is_none() {
+            let _ = (&sock).write(BUSY);
+        }
+        let _ = sock.shutdown(Shutdown::Both);
+        if self.last_busy_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            let held = self.conns.iter().filter(|c| c.peer.ip() == peer.ip()).count();
+            crate::log::warn(format!(
+                "httpd: {} connections open ({} at the workers; {} from {}, {held} of them waiting), none idle; \
+                 refusing {peer} and others for now",
+                self.open(),
+                self.busy,
+                self.per_peer.get(&peer.ip()).copied().unwrap_or(0),
+                peer.ip()
+            ));
+            self.last_busy_log = Some(Instant::now());
+        }
+    }
+
+    /// Drops a connection the reactor no longer keeps, updating the counts.
+    fn forget(&mut self, c: Conn) {
+        let ip = c.peer.ip();
+        if let Some(n) = self.per_peer.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&ip);
+            }
+        }
+        drop(c);
+    }
+
+    /// Handles poll events and deadlines of one connection; returns it if it stays open.
+    fn service(&mut self, mut c: Conn, rev: libc::c_short, now: Instant) -> Option<Conn> {
+        if rev & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 && c.pending_out() {
+            match c.flush() {
+                Flushed::Failed => return self.drop_conn(c),
+                Flushed::Pending => {}
+                Flushed::Done if c.phase == Phase::Writing => return self.finish_response(c, now),
+                Flushed::Done => {}
+            }
+        }
+        c.shut_if_answered();
+        if c.phase == Phase::Draining && c.discard == 0 && !c.pending_out() {
+            return self.drop_conn(c); // answered, and the request is read: done
+        }
+        if rev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && c.wants_read() {
+            c = self.read(c, now)?;
+        }
+        // Checked even when bytes arrived, so trickling bytes cannot extend a deadline.
+        if now >= c.deadline {
+            if c.phase == Phase::Reading {
+                crate::log::debug(format!("httpd: {}: request not complete in time", c.peer));
+                c.reject(&Response::text(408, "request not complete in time"), now);
+                return Some(c);
+            }
+            return self.drop_conn(c); // idle, draining or stuck writing: just close
+        }
+        Some(c)
+    }
+
+    fn drop_conn(&mut self, c: Conn) -> Option<Conn> {
+        self.forget(c);
+        None
+    }
+
+    /// Reads what is there, as far as the current request needs, and acts on it.
+    fn read(&mut self, mut c: Conn, now: Instant) -> Option<Conn> {
+        let s = self.s;
+        let limits = &s.limits;
+        loop {
+            let draining = c.phase == Phase::Draining;
+            let want = if draining { c.discard } else { c.room(limits).min(READ_CHUNK) };
+            if want == 0 {
+                return if draining && !c.pending_out() { self.drop_conn(c) } else { Some(c) };
+            }
+            let got =
+                if draining { c.io.discard(&mut self.scratch, want) } else { c.io.read(&mut self.scratch[..want]) };
+            match got {
+                // The peer is done sending; an answer still going out is finished first.
+                Ok(0) if draining && c.pending_out() => {
+                    c.discard = 0;
+                    return Some(c);
+                }
+                Ok(0) => return self.drop_conn(c), // the peer went away
+                Ok(n) if draining => c.discard -= n,
+                Ok(n) => {
+                    if c.phase == Phase::Idle {
+                        // A request begins: a whole one must arrive in time.
+                        let by = if c.admitted { now + limits.request_timeout } else { c.deadline };
+                        c.set_phase(Phase::Reading, now, by);
+                    }
+                    // Grow by doubling, but never past what this request may hold
+                    // (`want` is within that bound): a head of 8,000 bytes and a
+                    // trickled byte must not cost 16 KiB.
+                    let need = c.buf.len() + n;
+                    if need > c.buf.capacity() {
+                        let cap = (c.buf.capacity() * 2).clamp(need, c.buf.len() + c.room(limits));
+                        c.buf.reserve_exact(cap - c.buf.len());
+                    }
+                    c.buf.extend_from_slice(&self.scratch[..n]);
+                    c = self.advance(c, now)?;
+                    if c.phase != Phase::Reading {
+                        return Some(c);
+                    }
+                }
+                Err(e) if transient(&e) => return Some(c),
+                Err(_) => return self.drop_conn(c),
+            }
+        }
+    }
+
+    /// Parses what a connection has buffered and dispatches a complete request
+    /// (then the reactor no longer holds it: `None`).
+    fn advance(&mut self, mut c: Conn, now: Instant) -> Option<Conn> {
+        let s = self.s;
+        let limits = &s.limits;
+        if c.head.is_none() {
+            let refused = match c.scan.feed(&c.buf) {
+                None if c.buf.len() > limits.max_head => Err(Reject(431, "request head too large")),
+                None => return Some(c),
+                Some(end) => parse_head(&c.buf, end, limits, c.peer),
+            };
+            let head = match refused {
+                Ok(h) => h,
+                Err(Reject(status, why)) => {
+                    crate::log::warn_limited(why, format!("httpd: {}: {status} {why}", c.peer));
+                    c.reject(&Response::text(status, why), now);
+                    return Some(c);
+                }
+            };
+            let body_len = head.body_len;
+            c.head = Some(head);
+            let admitted = s.handler.admit(&c.head.as_ref()?.req);
+            if let Err(resp) = admitted {
+                // Refused (authentication): answer, drain the body, close.
+                c.reject(&resp, now);
+                return Some(c);
+            }
+            if !c.admitted {
+                c.admitted = true;
+                c.deadline = now + limits.request_timeout;
+            }
+            if body_len > limits.max_body {
+                crate::log::warn_limited("body too large", format!("httpd: {}: 413 request body too large", c.peer));
+                c.reject(&Response::text(413, "request body too large"), now);
                 return Some(c);
             }
         }
-    }
-    let (total, expect) = match &c.head {
-        Some(h) => (h.len + h.body_len, h.expect_continue),
-        None => return Some(c),
-    };
-    if c.buf.len() < total {
-        if expect && !c.sent_continue {
-            c.sent_continue = true;
-            c.write_nonblocking(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let (total, expect) = match &c.head {
+            Some(h) => (h.len + h.body_len, h.expect_continue),
+            None => return Some(c),
+        };
+        if c.buf.len() < total {
+            if expect && !c.sent_continue {
+                c.sent_continue = true;
+                c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                if let Flushed::Failed = c.flush() {
+                    return self.drop_conn(c);
+                }
+            }
+            return Some(c);
         }
-        return Some(c);
-    }
-    let head = c.head.take()?;
-    let rest = c.buf.split_off(total);
-    let body = c.buf[head.len..total].to_vec();
-    c.buf = rest;
-    let req = Request { method: head.method, target: head.target, headers: head.headers, body, peer: c.peer };
-    match jobs.try_send(Job { conn: c, req, keep_alive: head.keep_alive }) {
-        Ok(()) => None,
-        Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-            let mut c = job.conn;
-            c.reject(503, "too busy, retry");
-            Some(c)
+        let head = c.head.take()?;
+        // The buffer becomes the body (no copy); what follows stays for the next request.
+        let mut body = std::mem::take(&mut c.buf);
+        c.buf = body.split_off(total);
+        body.drain(..head.len);
+        let req = Request { body, ..head.req };
+        c.scan = HeadScan::default();
+        c.sent_continue = false;
+        match self.jobs.try_send(Job { conn: c, req, keep_alive: head.keep_alive }) {
+            Ok(()) => {
+                self.busy += 1;
+                None
+            }
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                let mut c = job.conn;
+                c.reject(&Response::text(503, "too busy, retry"), now);
+                Some(c)
+            }
         }
+    }
+
+    /// A response is out: close, or wait for (or start on) the next request.
+    fn finish_response(&mut self, mut c: Conn, now: Instant) -> Option<Conn> {
+        let s = self.s;
+        let limits = &s.limits;
+        if c.close_after {
+            c.io.shutdown_write();
+            return self.drop_conn(c);
+        }
+        if c.buf.is_empty() {
+            c.buf = Vec::new(); // give back the capacity while idle
+            c.set_phase(Phase::Idle, now, now + limits.idle_timeout);
+        } else {
+            // The next request was pipelined behind this one: it is already under way.
+            c.set_phase(Phase::Reading, now, now + limits.request_timeout);
+            c = self.advance(c, now)?;
+            if c.phase != Phase::Reading {
+                return Some(c);
+            }
+        }
+        // Bytes may wait inside the transport (TLS) or the socket: look now.
+        self.service(c, libc::POLLIN, now)
     }
 }
 
@@ -924,29 +1226,46 @@ mod tests {
         Limits { max_head: 256, max_body: 100, max_headers: 8, ..Limits::default() }
     }
 
+    fn peer() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    /// Finds the head as the reactor does, then parses it: `Ok(None)` = wait for more.
+    fn parse(buf: &[u8], limits: &Limits) -> Result<Option<Head>, Reject> {
+        match HeadScan::default().feed(buf) {
+            None if buf.len() > limits.max_head => Err(Reject(431, "request head too large")),
+            None => Ok(None),
+            Some(end) => parse_head(buf, end, limits, peer()).map(Some),
+        }
+    }
+
     #[test]
     fn parses_a_goedge_request() {
         let raw = b"POST /dns HTTP/1.1\r\nHost: x\r\nContent-Length: 23\r\nTimestamp: 1\r\nToken:  ab \r\n\r\n{\"action\":\"GetDomains\"}";
-        let h = parse_head(raw, &lim()).unwrap().unwrap();
-        assert_eq!((h.method.as_str(), h.target.as_str(), h.body_len, h.keep_alive), ("POST", "/dns", 23, true));
+        let h = parse(raw, &lim()).unwrap().unwrap();
+        assert_eq!(
+            (h.req.method.as_str(), h.req.target.as_str(), h.body_len, h.keep_alive),
+            ("POST", "/dns", 23, true)
+        );
         assert_eq!(h.len + h.body_len, raw.len());
-        assert!(h.headers.contains(&("Token".to_string(), "ab".to_string())));
+        assert!(h.req.headers.contains(&("Token".to_string(), "ab".to_string())));
     }
 
     #[test]
     fn waits_for_the_whole_head() {
-        assert_eq!(parse_head(b"POST / HTTP/1.1\r\nContent-Len", &lim()), Ok(None));
-        assert_eq!(parse_head(b"", &lim()), Ok(None));
+        assert!(matches!(parse(b"POST / HTTP/1.1\r\nContent-Len", &lim()), Ok(None)));
+        assert!(matches!(parse(b"", &lim()), Ok(None)));
         // Leading blank lines are skipped.
-        let h = parse_head(b"\r\nGET / HTTP/1.1\r\n\r\n", &lim()).unwrap().unwrap();
+        let h = parse(b"\r\nGET / HTTP/1.1\r\n\r\n", &lim()).unwrap().unwrap();
         assert_eq!(h.len, 2 + 18);
     }
 
     #[test]
     fn refuses_what_it_must() {
-        let r = |raw: &[u8]| parse_head(raw, &lim()).map_err(|Reject(s, _)| s);
+        let r = |raw: &[u8]| parse(raw, &lim()).map(|_| ()).map_err(|Reject(s, _)| s);
         assert_eq!(r(b"POST / HTTP/1.1\r\n\r\n"), Err(411));
-        assert_eq!(r(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n"), Err(413));
+        // The body limit is checked after admission (see the server tests).
+        assert_eq!(r(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n"), Ok(()));
         assert_eq!(r(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), Err(501));
         assert_eq!(r(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Err(400));
         assert_eq!(r(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), Err(400));
@@ -965,12 +1284,12 @@ mod tests {
 
     #[test]
     fn connection_semantics() {
-        let ka = |raw: &[u8]| parse_head(raw, &lim()).unwrap().unwrap().keep_alive;
+        let ka = |raw: &[u8]| parse(raw, &lim()).unwrap().unwrap().keep_alive;
         assert!(ka(b"GET / HTTP/1.1\r\n\r\n"));
         assert!(!ka(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
         assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
-        let h = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", &lim());
+        let h = parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", &lim());
         assert!(h.unwrap().unwrap().expect_continue);
     }
 
@@ -994,22 +1313,27 @@ mod tests {
                 let p = (next() as usize) % v.len();
                 v[p] = next() as u8;
             }
-            let _ = parse_head(&v, &lim());
+            let _ = parse(&v, &lim());
         }
     }
 
     #[test]
     fn encodes_responses() {
         let r = Response::new(200, "text/plain", "default").with_header("Allow", "POST\r\nX: y");
-        let s = String::from_utf8(encode(&r, true, false)).unwrap();
+        let enc = |keep, head_only| {
+            let mut out = Vec::new();
+            encode(&mut out, &r, keep, head_only);
+            String::from_utf8(out).unwrap()
+        };
+        let s = enc(true, false);
         assert!(s.starts_with("HTTP/1.1 200 OK\r\n"), "{s}");
         assert!(s.contains("Content-Length: 7\r\n"));
         assert!(s.contains("Allow: POSTX: y\r\n"));
         assert!(!s.contains("Connection: close"));
         assert!(s.ends_with("\r\n\r\ndefault"));
-        let s = String::from_utf8(encode(&r, false, true)).unwrap();
+        let s = enc(false, true);
         assert!(s.contains("Connection: close\r\n") && s.ends_with("\r\n\r\n"));
-        let end = find_head_end(BUSY).unwrap();
+        let end = HeadScan::default().feed(BUSY).unwrap();
         assert!(String::from_utf8_lossy(&BUSY[..end]).contains(&format!("Content-Length: {}", BUSY.len() - end)));
     }
 
@@ -1033,7 +1357,7 @@ mod tests {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
-        while find_head_end(&head).is_none() {
+        while HeadScan::default().feed(&head).is_none() {
             match s.read(&mut byte) {
                 Ok(0) | Err(_) => return (0, String::from_utf8_lossy(&head).to_string()),
                 Ok(_) => head.push(byte[0]),
@@ -1103,11 +1427,27 @@ mod tests {
     fn bounds_connections_and_bodies() {
         let limits = Limits { max_conns: 4, max_body: 10, ..Limits::default() };
         let srv = echo_server(limits);
-        let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
+        // A full table of idle connections: the oldest makes room for a new one.
+        let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut extra = TcpStream::connect(srv.addr).unwrap();
+        extra.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut extra), (200, "GET ".into()));
+        assert_eq!(read_response(&mut held[0]).0, 0, "the oldest idle connection was closed");
+        drop((held, extra));
+        std::thread::sleep(Duration::from_millis(100));
+        // Connections at the workers count and are never evicted: then 503.
+        let mut slow: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
+        for s in &mut slow {
+            s.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
+        }
         std::thread::sleep(Duration::from_millis(100));
         let mut extra = TcpStream::connect(srv.addr).unwrap();
         assert_eq!(read_response(&mut extra).0, 503);
-        drop(held);
+        for s in &mut slow {
+            assert_eq!(read_response(s).0, 200);
+        }
+        drop(slow);
         std::thread::sleep(Duration::from_millis(100));
         let mut s = TcpStream::connect(srv.addr).unwrap();
         s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890").unwrap();
@@ -1118,5 +1458,25 @@ mod tests {
         s.write_all(b"abc").unwrap();
         assert_eq!(read_response(&mut s), (200, "POST abc".into()));
         srv.stop();
+    }
+
+    #[test]
+    fn head_scan_looks_at_each_byte_once() {
+        let raw = b"\r\nPOST / HTTP/1.1\r\nA: b\r\n\r\nbody";
+        let mut scan = HeadScan::default();
+        for n in 0..raw.len() {
+            if let Some(end) = scan.feed(&raw[..=n]) {
+                assert_eq!((end, scan.pos), (raw.len() - 4, n + 1));
+                return;
+            }
+            assert_eq!(scan.pos, n + 1);
+        }
+        panic!("no end found");
+    }
+
+    #[test]
+    fn bare_newlines_end_a_head_too() {
+        assert_eq!(HeadScan::default().feed(b"GET / HTTP/1.1\nA: b\n\nx"), Some(21));
+        assert_eq!(HeadScan::default().feed(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
     }
 }

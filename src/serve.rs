@@ -11,7 +11,7 @@
 use crate::alidns::{Client, Domain, DomainInfo, LineInfo, Record, RecordFilter, RecordSpec, UpdateOutcome};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
-use crate::httpd::{self, Handler, Limits, Request, Response};
+use crate::httpd::{self, Handler, Limits, Request, Response, Service};
 use crate::log;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -49,14 +49,15 @@ pub fn run(cfg: &Config, client: Arc<Client>, listen: Option<String>) -> Result<
     } else {
         settings.domains.join(", ")
     };
-    let app = Arc::new(App::new(settings, client));
-    let handler: Handler = Arc::new(move |req: &Request| app.handle(req));
+    let handler: Handler = Arc::new(App::new(settings, client));
     let limits = Limits::default();
-    let workers = limits.workers;
+    let (workers, max_conns) = (limits.workers, limits.max_conns);
     crate::signal::install();
     let running = httpd::start(listener, tls, limits, handler).map_err(|e| Error::Other(format!("serve: {e}")))?;
     let bound = running.addr;
-    log::info(format!("serve: listening on {scheme}://{bound}/ ({workers} workers; domains: {allow})"));
+    log::info(format!(
+        "serve: listening on {scheme}://{bound}/ ({workers} workers, {max_conns} connections; domains: {allow})"
+    ));
     if scheme == "http" && !bound.ip().is_loopback() {
         log::info(
             "serve: plain HTTP: bind to a LAN address or set tls_cert/tls_key if GoEdge reaches this over the Internet",
@@ -114,17 +115,17 @@ impl Settings {
             )));
         }
         let listen = listen.or_else(|| h.listen.clone()).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_PORT}"));
-        Ok(Settings {
-            listen,
-            secret,
-            domains: h
-                .domains
-                .iter()
-                .map(|d| normalize_domain(d).unwrap_or_default())
-                .filter(|d| !d.is_empty())
-                .collect(),
-            max_skew: h.max_skew.unwrap_or(DEFAULT_MAX_SKEW),
-        })
+        // Fail closed: dropping an entry could leave an empty list, which means every zone.
+        let mut domains = Vec::with_capacity(h.domains.len());
+        for d in &h.domains {
+            match normalize_domain(d) {
+                Some(d) => domains.push(d),
+                None => {
+                    return Err(Error::Config(format!("{at}[httpdns] domains: '{d}' is not a domain name")));
+                }
+            }
+        }
+        Ok(Settings { listen, secret, domains, max_skew: h.max_skew.unwrap_or(DEFAULT_MAX_SKEW) })
     }
 }
 
@@ -303,22 +304,20 @@ impl<U: Upstream> App<U> {
                 ));
                 resp
             }
-            Err(f) => {
-                log::warn(format!("serve: {} {action}: {} {}", req.peer, f.status, f.reason));
-                let mut r = Response::text(f.status, &f.reason);
-                if f.status == 405 {
-                    r = r.with_header("Allow", "POST");
-                }
-                r
-            }
+            Err(f) => refusal(req, &action, &f),
         }
     }
 
-    fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
+    /// The checks that need only the head: the method and the signature.
+    fn admit_head(&self, req: &Request) -> std::result::Result<(), Fail> {
         if req.method != "POST" {
             return Err(fail(405, format!("method {} not allowed: GoEdge always POSTs", req.method)));
         }
-        self.authenticate(req)?;
+        self.authenticate(req)
+    }
+
+    fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
+        self.admit_head(req)?;
         let body: Value =
             serde_json::from_slice(&req.body).map_err(|e| fail(400, format!("body is not valid JSON: {e}")))?;
         let Value::Object(obj) = &body else {
@@ -625,6 +624,34 @@ impl<U: Upstream> App<U> {
             }
         }
     }
+}
+
+impl<U: Upstream + 'static> Service for App<U> {
+    /// Refuses a wrong method, token or timestamp before the body is read.
+    fn admit(&self, head: &Request) -> std::result::Result<(), Response> {
+        self.admit_head(head).map_err(|f| refusal(head, "?", &f))
+    }
+
+    fn handle(&self, req: &Request) -> Response {
+        App::handle(self, req)
+    }
+}
+
+/// Logs a failed request (rate-limited per reason: anyone can cause these) and
+/// builds its answer.
+fn refusal(req: &Request, action: &str, f: &Fail) -> Response {
+    // The reason up to its first variable part (a number, a name after ':').
+    let kind: String =
+        f.reason.chars().take_while(|c| !c.is_ascii_digit() && !matches!(c, ':' | '(')).take(40).collect();
+    log::warn_limited(
+        &format!("serve {} {}", f.status, kind.trim()),
+        format_args!("serve: {} {action}: {} {}", req.peer, f.status, f.reason),
+    );
+    let mut r = Response::text(f.status, &f.reason);
+    if f.status == 405 {
+        r = r.with_header("Allow", "POST");
+    }
+    r
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1112,6 +1139,10 @@ mod tests {
         let s = Settings::from_config(&cfg, None).unwrap();
         assert_eq!((s.listen.as_str(), s.max_skew), ("0.0.0.0:8053", 300));
         assert_eq!(Settings::from_config(&cfg, Some("127.0.0.1:9".into())).unwrap().listen, "127.0.0.1:9");
+        cfg.httpdns.as_mut().unwrap().domains = vec!["example.com".into(), "\"x.org\"".into()];
+        let e = Settings::from_config(&cfg, None).unwrap_err();
+        assert!(e.to_string().contains("domains: '\"x.org\"'") && e.exit_code() == 2, "{e}");
+        cfg.httpdns.as_mut().unwrap().domains.clear();
         assert_eq!(listen_addr("8053").unwrap(), "0.0.0.0:8053".parse().unwrap());
         assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
         assert!(listen_addr("localhost").is_err());
