@@ -19,8 +19,16 @@
 #   ROUTER_FEATURES      cargo features (default: the crate's default features)
 #   ROUTER_NO_DEFAULT_FEATURES=1   build without the default features (e.g. with
 #                        ROUTER_FEATURES=tls for no embedded roots, or alone for http-only)
-#   ROUTER_PANIC_IMMEDIATE_ABORT=1 smaller binary (-100 KB on mipsel) whose panics
-#                        print no message at all; off by default
+#   ROUTER_PANIC_IMMEDIATE_ABORT=0 panics print their message before aborting
+#                        (+94 KB on mipsel); by default (1) a panic aborts silently
+#   ROUTER_SIZE_RUSTFLAGS  the size flags (default: "-Z location-detail=none
+#                        -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+#                        -C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables
+#                        -C link-arg=-Wl,--no-eh-frame-hdr"); set to measure without
+#                        them (scripts/size-levers.sh does)
+#   ROUTER_MIPS_FILL_DELAY_SLOTS=0 MIPS: leave LLVM's delay-slot filler at its defaults
+#   ROUTER_MIPS_TAIL_CALLS=0 MIPS: no tail calls (LLVM's default for MIPS)
+#   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
 #   DIST_DIR             output directory (default: dist)
@@ -38,7 +46,25 @@
 #                                  dynamic linking on MIPS; zig then emits a static-pie, which
 #                                  crashed under qemu when a thread started. Static relocation
 #                                  also makes MIPS code ~140 KB smaller (no GOT/PIC sequences).
+#   -C panic=immediate-abort       a panic aborts at once, printing nothing: no panic
+#                                  message formatting linked in (-94 KB on mipsel).
 #   -Z location-detail=none        panic messages without file:line (-40 KB).
+#   -Z fmt-debug=shallow           derived Debug prints only the type or variant name (-31 KB);
+#                                  hand-written Debug ({:?} of strings) is unchanged. `none`
+#                                  (-58 KB) would blank every {:?}, error texts included.
+#   -C link-arg=-Os                zig cc builds the libc parts it links (musl, its own C
+#                                  library code, compiler-rt) for the link's -O mode, which is
+#                                  Debug without a flag; -Os builds them for size (-15 KB).
+#   -C link-arg=-fno-unwind-tables -fno-asynchronous-unwind-tables -Wl,--no-eh-frame-hdr
+#                                  the same libc parts without .eh_frame, and no .eh_frame_hdr:
+#                                  nothing unwinds in a panic=abort program (-12 KB).
+#   MIPS: -C llvm-args=-disable-mips-df-forward-search=false
+#         -C llvm-args=-disable-mips-df-succbb-search=false
+#                                  LLVM fills more branch delay slots with useful instructions
+#                                  instead of nops (-20 KB); the tests pass under qemu with it.
+#   MIPS: -C llvm-args=-mips-tail-calls=1
+#                                  a call in tail position becomes a jump (-9 KB); off in LLVM
+#                                  by default for MIPS; the tests pass under qemu with it.
 #   -C force-unwind-tables=no      no .eh_frame for Rust code: with panic=abort nothing unwinds, and
 #                                  a stripped binary's backtrace is useless anyway (-74 KB).
 #   the [profile.release] of Cargo.toml (opt-level "z", fat LTO, 1 codegen unit, panic=abort,
@@ -52,6 +78,10 @@ ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-lin
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
 EX_UNAVAILABLE_TOOL=75
+DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+-C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables -C link-arg=-Wl,--no-eh-frame-hdr"
+# LLVM's MIPS delay-slot filler searches forward and into successor blocks only when asked.
+MIPS_DELAY_SLOT_FLAGS="-C llvm-args=-disable-mips-df-forward-search=false -C llvm-args=-disable-mips-df-succbb-search=false"
 
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -237,14 +267,22 @@ expect_file() {
 
 rustflags_for() {
 	local flags="-C target-feature=+crt-static -C link-self-contained=no -C relocation-model=static"
-	flags="$flags -Z location-detail=none -C force-unwind-tables=no"
-	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-0}" = 1 ]; then
+	flags="$flags $(printf '%s' "${ROUTER_SIZE_RUSTFLAGS-$DEFAULT_SIZE_RUSTFLAGS}" | tr '\n' ' ')"
+	case "$1" in
+	mips*)
+		[ "${ROUTER_MIPS_FILL_DELAY_SLOTS:-1}" = 1 ] && flags="$flags $MIPS_DELAY_SLOT_FLAGS"
+		[ "${ROUTER_MIPS_TAIL_CALLS:-1}" = 1 ] && flags="$flags -C llvm-args=-mips-tail-calls=1"
+		;;
+	esac
+	if [ "${ROUTER_PANIC_IMMEDIATE_ABORT:-1}" = 1 ]; then
 		flags="$flags -Z unstable-options -C panic=immediate-abort"
 	fi
 	printf '%s' "$flags ${ROUTER_RUSTFLAGS:-}"
 }
 
 feature_args=()
+std_features="${ROUTER_STD_FEATURES-optimize_for_size}"
+if [ -n "$std_features" ]; then feature_args+=(-Z "build-std-features=$std_features"); fi
 if [ "${ROUTER_NO_DEFAULT_FEATURES:-0}" = 1 ]; then feature_args+=(--no-default-features); fi
 if [ -n "${ROUTER_FEATURES:-}" ]; then feature_args+=(--features "$ROUTER_FEATURES"); fi
 
@@ -262,7 +300,7 @@ for t in $targets; do
 	# RUSTFLAGS cannot silently mix in; build scripts are unaffected with --target.
 	if ! RUSTFLAGS="$(rustflags_for "$t")" cargo "+$TOOLCHAIN" zigbuild --locked --release \
 		-p aliddns --bin aliddns --target "$t" \
-		-Z build-std=std,panic_abort -Z build-std-features=optimize_for_size \
+		-Z build-std=std,panic_abort \
 		${feature_args[@]+"${feature_args[@]}"}; then
 		die "cargo zigbuild failed for $t"
 	fi

@@ -5,15 +5,19 @@
 #   scripts/size-report.sh [DIST_DIR]
 #
 # Budget (decimal units, overridable for experiments):
-#   MIPSEL_MAX_BYTES    (default 1500000)  stripped binary, 1.5 MB
-#   MIPSEL_MAX_XZ_BYTES (default  600000)  after `xz -9`,    600 KB
+#   MIPSEL_MAX_BYTES    (default 1200000)  stripped binary, 1.2 MB
+#   MIPSEL_MAX_XZ_BYTES (default  450000)  after `xz -9`,    450 KB
+# The budget is that of the OpenWrt package build (ROUTER_NO_DEFAULT_FEATURES=1
+# ROUTER_FEATURES=tls: TLS, no embedded roots). The standalone dist build carries
+# the Mozilla roots on top (about +58 KB, +44 KB xz); CI holds it to 1,300,000 /
+# 500,000 bytes with the variables above (.ci/steps/50-router.sh).
 # Exit status: 0 within budget, 1 budget exceeded, 2 nothing to measure.
 set -eu
 
 cd "$(dirname "$0")/.."
 DIST="${1:-${DIST_DIR:-dist}}"
-MAX_RAW="${MIPSEL_MAX_BYTES:-1500000}"
-MAX_XZ="${MIPSEL_MAX_XZ_BYTES:-600000}"
+MAX_RAW="${MIPSEL_MAX_BYTES:-1200000}"
+MAX_XZ="${MIPSEL_MAX_XZ_BYTES:-450000}"
 BUDGET_TARGET="mipsel-unknown-linux-musl"
 
 command -v xz >/dev/null 2>&1 || {

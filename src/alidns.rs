@@ -10,8 +10,8 @@ use crate::http::{self, HttpOptions};
 use crate::log;
 use crate::sign;
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// API version every call is made against.
@@ -225,7 +225,10 @@ pub struct RecordFilter {
 
 /// The client. Cheap to share between threads (`serve` uses one for all workers).
 pub struct Client {
-    agent: ureq::Agent,
+    /// Built on the first call: a pass that needs no API call (nothing changed)
+    /// never loads the CA bundle nor builds the TLS configuration.
+    agent: OnceLock<ureq::Agent>,
+    tls: bool,
     url: String,
     creds: Credentials,
     opts: ClientOptions,
@@ -234,18 +237,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds a client; loads the CA bundle only for an https:// endpoint.
+    /// Builds a client; the CA bundle is loaded on the first call, and only for an
+    /// https:// endpoint (a missing `ca_file` is reported here already).
     pub fn new(creds: Credentials, opts: ClientOptions) -> Result<Client> {
         let tls = opts.endpoint.starts_with("https://");
         if !tls && !opts.endpoint.starts_with("http://") {
             return Err(Error::Config(format!("endpoint '{}' must start with https:// or http://", opts.endpoint)));
         }
-        let agent = http::agent(&opts.http, tls)?;
+        http::check(&opts.http, tls)?;
         let mut url = opts.endpoint.clone();
         if !url[url.find("//").map_or(0, |i| i + 2)..].contains('/') {
             url.push('/');
         }
-        Ok(Client { agent, url, creds, opts, clock: Arc::new(Clock::new()), calls: AtomicU32::new(0) })
+        let calls = AtomicU32::new(0);
+        Ok(Client { agent: OnceLock::new(), tls, url, creds, opts, clock: Arc::new(Clock::new()), calls })
     }
 
     /// The clock whose offset this client corrects.
@@ -347,7 +352,14 @@ impl Client {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let url = format!("{}?{}", self.url, query);
-        let resp = http::send(&self.agent, "POST", &url)?;
+        let agent = match self.agent.get() {
+            Some(a) => a,
+            None => {
+                let a = http::agent(&self.opts.http, self.tls)?;
+                self.agent.get_or_init(|| a)
+            }
+        };
+        let resp = http::send(agent, "POST", &url)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",

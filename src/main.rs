@@ -17,6 +17,8 @@ mod sign;
 mod signal;
 mod state;
 mod status;
+#[cfg(feature = "tls")]
+mod tls;
 mod uci;
 
 /// The static builds otherwise get the C library's malloc from the toolchain, and with zig 0.17

@@ -160,7 +160,7 @@ fn load_tls(cfg: &Config) -> Result<Option<httpd::TlsConfig>> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Error::Config(format!("[httpdns] tls_key {}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::server_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))

@@ -10,3 +10,5 @@ for features in "--no-default-features" "--no-default-features --features tls"; 
 done
 echo "-- cargo test --no-default-features (HTTP-only build)"
 cargo test -q --no-default-features
+echo "-- cargo test --no-default-features --features tls --test tls (package build: no embedded roots)"
+cargo test -q --no-default-features --features tls --test tls

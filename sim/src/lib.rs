@@ -233,6 +233,16 @@ impl Sim {
     /// PEM private key (e.g. `tests/fixtures/server.pem` / `server.key`). Panics on
     /// bad PEM or a bind failure.
     pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> Sim {
+        Sim::start_tls_versions(cert_pem, key_pem, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like [`Sim::start_tls`] but speaking only these TLS versions (e.g.
+    /// `&[&rustls::version::TLS12]` for a TLS 1.2-only server, as some middleboxes are).
+    pub fn start_tls_versions(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Sim {
         use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let certs: Vec<CertificateDer<'static>> =
@@ -241,7 +251,7 @@ impl Sim {
         let key = PrivateKeyDer::from_pem_slice(key_pem).expect("private key PEM");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("TLS versions")
             .with_no_client_auth()
             .with_single_cert(certs, key)

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! alidns-sim [--listen 127.0.0.1:PORT] [--key ID:SECRET]... [--domain NAME]...
-//!            [--record DOMAIN,RR,TYPE,VALUE]... [--min-ttl N]
+//!            [--record DOMAIN,RR,TYPE,VALUE]... [--min-ttl N] [--tls CERT.pem,KEY.pem]
 //! ```
-//! Prints `listening on http://127.0.0.1:PORT/` and serves until killed.
+//! Prints `listening on http://127.0.0.1:PORT/` (`https://` with `--tls`, which always
+//! listens on an ephemeral port of 127.0.0.1) and serves until killed.
 //! `GET /_sim/calls` returns `{"total":N,"by_action":{...}}`, `POST /_sim/reset`
 //! zeroes the counts.
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use alidns_sim::Sim;
 
 const USAGE: &str = "usage: alidns-sim [--listen 127.0.0.1:PORT] [--key ID:SECRET]... [--domain NAME]... \
-                     [--record DOMAIN,RR,TYPE,VALUE]... [--min-ttl N]";
+                     [--record DOMAIN,RR,TYPE,VALUE]... [--min-ttl N] [--tls CERT.pem,KEY.pem]";
 
 #[derive(Default)]
 struct Args {
@@ -23,6 +24,7 @@ struct Args {
     domains: Vec<String>,
     records: Vec<[String; 4]>,
     min_ttl: Option<u32>,
+    tls: Option<(String, String)>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -50,6 +52,11 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 let [d, rr, t, val] = parts[..] else { return Err("--record wants DOMAIN,RR,TYPE,VALUE".into()) };
                 a.records.push([d.into(), rr.into(), t.into(), val.into()]);
             }
+            "--tls" => {
+                let v = value()?;
+                let (cert, key) = v.split_once(',').ok_or("--tls wants CERT.pem,KEY.pem")?;
+                a.tls = Some((cert.to_string(), key.to_string()));
+            }
             "--min-ttl" => a.min_ttl = Some(value()?.parse().map_err(|_| "--min-ttl wants a number")?),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -68,7 +75,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if msg.is_empty() { 0 } else { 2 });
         }
     };
-    let sim = match Sim::start_on(args.listen.as_deref().unwrap_or("127.0.0.1:0")) {
+    let started = match &args.tls {
+        Some((cert, key)) => {
+            std::fs::read(cert).and_then(|c| Ok((c, std::fs::read(key)?))).map(|(c, k)| Sim::start_tls(&c, &k))
+        }
+        None => Sim::start_on(args.listen.as_deref().unwrap_or("127.0.0.1:0")),
+    };
+    let sim = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("alidns-sim: cannot listen: {e}");

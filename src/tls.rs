@@ -1,0 +1,155 @@
+//! The TLS crypto provider: ring, cut down to what AliDNS and the common echo
+//! services negotiate, so the router binary carries no code nobody uses.
+//!
+//! Kept: TLS 1.3 and 1.2, AES-GCM suites only (TLS_AES_128_GCM_SHA256 is mandatory
+//! for every TLS 1.3 server, ECDHE+AES-GCM with RSA or ECDSA certificates is what
+//! every TLS 1.2 server of the last decade offers), X25519 and P-256 key exchange,
+//! and certificate signatures by RSA (PKCS#1 v1.5 and PSS, SHA-256/384/512) and
+//! ECDSA (P-256, P-384) — what the public CAs issue and sign with. Left out:
+//! ChaCha20-Poly1305, P-384 key exchange, Ed25519 certificates (no public CA issues
+//! them), and for the client, private-key loading (aliddns never presents a client
+//! certificate). `serve` over HTTPS uses the same set plus ring's loading of RSA and
+//! ECDSA keys; its clients (GoEdge, Go's crypto/tls) offer AES-GCM and X25519/P-256.
+
+use rustls::SignatureScheme;
+use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+use rustls::crypto::{CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::sign::SigningKey;
+use std::sync::Arc;
+use webpki::ring as alg;
+
+/// The provider of every HTTPS request aliddns makes.
+pub fn provider() -> CryptoProvider {
+    CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        signature_verification_algorithms: SIGNATURES,
+        secure_random: &OsRandom,
+        key_provider: &NoKeys,
+    }
+}
+
+/// The provider of `serve`'s HTTPS listener: [`provider`] that can load the
+/// server's key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC1 PEM).
+pub fn server_provider() -> CryptoProvider {
+    CryptoProvider { key_provider: &RingKeys, ..provider() }
+}
+
+/// Certificate and handshake signatures we verify. For TLS 1.2 an ECDSA scheme does
+/// not fix the curve, so each maps to both curves (as rustls' own table does).
+static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[
+        alg::ECDSA_P256_SHA256,
+        alg::ECDSA_P256_SHA384,
+        alg::ECDSA_P384_SHA256,
+        alg::ECDSA_P384_SHA384,
+        alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        alg::RSA_PKCS1_2048_8192_SHA256,
+        alg::RSA_PKCS1_2048_8192_SHA384,
+        alg::RSA_PKCS1_2048_8192_SHA512,
+        alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+        alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+        alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    ],
+    mapping: &[
+        (SignatureScheme::ECDSA_NISTP384_SHA384, &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384]),
+        (SignatureScheme::ECDSA_NISTP256_SHA256, &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256]),
+        (SignatureScheme::RSA_PSS_SHA512, &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY]),
+        (SignatureScheme::RSA_PSS_SHA384, &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+        (SignatureScheme::RSA_PSS_SHA256, &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+        (SignatureScheme::RSA_PKCS1_SHA512, &[alg::RSA_PKCS1_2048_8192_SHA512]),
+        (SignatureScheme::RSA_PKCS1_SHA384, &[alg::RSA_PKCS1_2048_8192_SHA384]),
+        (SignatureScheme::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
+    ],
+};
+
+/// Randomness for handshakes from the OS (getrandom is already a dependency for nonces).
+#[derive(Debug)]
+struct OsRandom;
+
+impl SecureRandom for OsRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        getrandom::getrandom(buf).map_err(|_| GetRandomFailed)
+    }
+}
+
+/// Refuses every private key: only servers and client-certificate users load one,
+/// and leaving ring's signing code out saves flash.
+#[derive(Debug)]
+struct NoKeys;
+
+impl KeyProvider for NoKeys {
+    fn load_private_key(&self, _key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        Err(rustls::Error::General("aliddns does not use client certificates".into()))
+    }
+}
+
+/// ring's key loading for the server's own key: RSA or ECDSA, what public CAs
+/// certify. Ed25519 keys are refused (their signing code alone is ~35 KB on MIPS).
+#[derive(Debug)]
+struct RingKeys;
+
+impl KeyProvider for RingKeys {
+    fn load_private_key(&self, key: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        use rustls::crypto::ring::sign::{RsaSigningKey, any_ecdsa_type};
+        if let Ok(rsa) = RsaSigningKey::new(&key) {
+            return Ok(Arc::new(rsa));
+        }
+        any_ecdsa_type(&key)
+            .map_err(|_| rustls::Error::General("not an RSA or ECDSA (P-256, P-384) private key".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_speaks_tls12_and_tls13() {
+        let p = Arc::new(provider());
+        let versions = [&rustls::version::TLS12, &rustls::version::TLS13];
+        // rustls refuses a provider whose suites and kx groups do not fit the versions.
+        assert!(rustls::ClientConfig::builder_with_provider(p.clone()).with_protocol_versions(&versions).is_ok());
+        for v in versions {
+            assert!(p.cipher_suites.iter().any(|s| s.version() == v), "{v:?}");
+        }
+        let mut buf = [0u8; 32];
+        p.secure_random.fill(&mut buf).unwrap();
+        assert_ne!(buf, [0u8; 32]);
+    }
+
+    #[test]
+    fn rsa_and_ecdsa_verified_ed25519_not() {
+        let schemes = SIGNATURES.supported_schemes();
+        for s in
+            [SignatureScheme::RSA_PSS_SHA256, SignatureScheme::RSA_PKCS1_SHA256, SignatureScheme::ECDSA_NISTP256_SHA256]
+        {
+            assert!(schemes.contains(&s), "{s:?}");
+        }
+        assert!(!schemes.contains(&SignatureScheme::ED25519));
+    }
+
+    #[test]
+    fn only_the_server_loads_a_private_key() {
+        let key = PrivateKeyDer::Pkcs8(vec![0u8; 16].into());
+        assert!(NoKeys.load_private_key(key).is_err());
+        let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/server.key")).unwrap();
+        use rustls::pki_types::pem::PemObject as _;
+        let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
+        assert!(RingKeys.load_private_key(key).is_ok(), "serve loads its key");
+        // A throwaway Ed25519 key made for this test (`openssl genpkey -algorithm ed25519`).
+        let ed = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIF3dqOpvHgNHbMwHJZSFKqMok4v68MzsA1YRyoF1BK6W\n-----END PRIVATE KEY-----\n";
+        let err = RingKeys.load_private_key(PrivateKeyDer::from_pem_slice(ed.as_bytes()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("RSA or ECDSA"), "{err}");
+    }
+}
