@@ -342,13 +342,19 @@ fn ddns_disabled(ctx: &Ctx) -> bool {
 }
 
 fn no_records(ctx: &Ctx) -> Result<()> {
-    if ctx.config.records.is_empty() {
-        return Err(Error::Config(format!(
-            "{}: no records configured (add a section with domain= and sub_domain=)",
-            ctx.config.path.as_ref().map_or_else(|| config::DEFAULT_PATH.into(), |p| p.display().to_string())
-        )));
+    if !ctx.config.records.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::Config(match &ctx.config.path {
+        Some(p) => format!("{}: no records configured (add a section with domain= and sub_domain=)", p.display()),
+        // A newcomer's first run: say that the file is missing, not that it is empty.
+        None => format!(
+            "neither {} nor {} exists and no -c FILE was given, so there are no records to update \
+             (examples/aliddns.conf in the source tree is a sample config)",
+            config::DEFAULT_PATH,
+            config::OPENWRT_PATH
+        ),
+    }))
 }
 
 fn cmd_update(ctx: &Ctx, mut args: Arguments) -> Result<i32> {

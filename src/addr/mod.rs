@@ -250,7 +250,11 @@ impl Detector {
             Family::V4 => ("net/route", kernel::default_route_v4, "IPv4"),
             Family::V6 => ("net/ipv6_route", kernel::default_route_v6, "IPv6"),
         };
-        let text = self.proc_file(rel).map_err(|e| Error::Other(format!("interface=auto: {e}")))?;
+        let text = self.proc_file(rel).map_err(|e| {
+            // Without IPv6 in the kernel the file is missing: say so rather than only ENOENT.
+            let hint = if matches!(family, Family::V6) { " (is IPv6 enabled?)" } else { "" };
+            Error::Other(format!("interface=auto: {e}{hint}"))
+        })?;
         if let Some(name) = parse(&text) {
             let label = format!("{name} (the {fam} default route's interface)");
             return Ok((name, label));
