@@ -45,8 +45,9 @@
 //!    heading naming a section (`` `[DEFAULT]` ``, `` `config record` ``,
 //!    `` `[httpdns]` ``, `` `[feature_public_ip_from_nic]` ``) lists that section's
 //!    keys in backticks in its first column. They must be exactly the lists the
-//!    parser uses in `src/config.rs` (`GLOBAL_KEYS`, `RECORD_KEYS`, `HTTPDNS_KEYS`,
-//!    `NIC_FEATURE_KEYS`), and the binary must accept each without a warning.
+//!    parser uses (`GLOBAL_KEYS`, `RECORD_KEYS`, `HTTPDNS_KEYS`, `NIC_FEATURE_KEYS`,
+//!    found by name anywhere under `src/`, today `src/config/document.rs`), and the
+//!    binary must accept each without a warning.
 //! 6. **Links**: a relative link `[text](path#anchor)` must name an existing file and,
 //!    with `#anchor`, a heading of it (GitHub's slugs). A page with a twin in the other
 //!    language (`docs/X.md` and `docs/zh-CN/X.md`, `README.md` and `README.zh-CN.md`)
@@ -681,12 +682,28 @@ fn documented_config_examples_load_cleanly() {
 
 // ---------------------------------------------------------------- keys
 
-/// The string list `pub const NAME: &[&str] = &[...]` in src/config.rs.
+/// Every Rust source file under src/, concatenated: the key lists are found by
+/// name wherever the config module keeps them.
+fn all_sources() -> String {
+    let mut out = String::new();
+    let mut dirs = vec![PathBuf::from(ROOT).join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The string list `pub const NAME: &[&str] = &[...]` in src/.
 fn code_list(src: &str, name: &str) -> BTreeSet<String> {
     let start = src.find(&format!("pub const {name}: &[&str] = &[")).unwrap_or_else(|| {
-        panic!(
-            "src/config.rs has no `pub const {name}: &[&str]`: tests/docs.rs reads the parser's key lists from there"
-        )
+        panic!("no `pub const {name}: &[&str]` under src/: tests/docs.rs reads the parser's key lists from there")
     });
     let body = &src[start..];
     let body = &body[body.find("= &[").unwrap() + 4..body.find("];").unwrap()];
@@ -760,7 +777,7 @@ fn warns_about(world: &World, section: &str, key: &str) -> bool {
 
 #[test]
 fn configuration_pages_document_exactly_the_keys_the_parser_knows() {
-    let src = std::fs::read_to_string(format!("{ROOT}/src/config.rs")).unwrap();
+    let src = all_sources();
     let code: BTreeMap<&str, BTreeSet<String>> = [
         ("global", code_list(&src, "GLOBAL_KEYS")),
         ("record", code_list(&src, "RECORD_KEYS")),
@@ -772,7 +789,7 @@ fn configuration_pages_document_exactly_the_keys_the_parser_knows() {
     let world = World::new();
     // The lists read from the source are the ones the binary uses, and the probe works.
     for (section, keys) in &code {
-        assert!(!keys.is_empty(), "no {section} keys read from src/config.rs");
+        assert!(!keys.is_empty(), "no {section} keys read from src/");
         for k in keys {
             assert!(!warns_about(&world, section, k), "the binary warns about {k} in {section}: stale key list?");
         }
