@@ -84,8 +84,12 @@ fn addr(url: &str) -> String {
 }
 
 fn request(secret: &str, body: &str) -> Vec<u8> {
+    use std::fmt::Write as _;
     let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
-    let token: String = Sha1::digest(format!("{secret}@{ts}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let token = Sha1::digest(format!("{secret}@{ts}").as_bytes()).iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Edge API/1.4.1\r\nContent-Length: {}\r\n\
          Content-Type: application/json\r\nTimestamp: {ts}\r\nToken: {token}\r\nAccept-Encoding: gzip\r\n\r\n{body}",

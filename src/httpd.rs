@@ -827,9 +827,8 @@ pub fn start(
 
 fn worker(s: &Shared, rx: &Mutex<Receiver<Job>>) {
     loop {
-        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-            Ok(j) => j,
-            Err(_) => return,
+        let Ok(job) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else {
+            return;
         };
         let Job { mut conn, req, keep_alive } = job;
         let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.handler.handle(&req)))
@@ -1074,9 +1073,8 @@ impl<'a> Reactor<'a> {
         if rev & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 && c.pending_out() {
             match c.flush() {
                 Flushed::Failed => return self.drop_conn(c),
-                Flushed::Pending => {}
                 Flushed::Done if c.phase == Phase::Writing => return self.finish_response(c, now),
-                Flushed::Done => {}
+                Flushed::Pending | Flushed::Done => {}
             }
         }
         c.shut_if_answered();

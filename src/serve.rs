@@ -638,9 +638,9 @@ fn is_gone(e: &Error) -> bool {
 fn upstream(e: Error) -> Fail {
     let status = match &e {
         Error::Network { timed_out: true, .. } => 504,
-        Error::Network { .. } => 502,
         Error::Api(a) if a.retryable() => 503,
         Error::Api(a) if a.code == "DomainRecordConflict" || a.code == "DomainRecordDuplicate" => 409,
+        // Any other network failure, and everything else AliDNS refused.
         _ => 502,
     };
     fail(status, format!("AliDNS: {e}"))

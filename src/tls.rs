@@ -141,10 +141,10 @@ mod tests {
 
     #[test]
     fn only_the_server_loads_a_private_key() {
+        use rustls::pki_types::pem::PemObject as _;
         let key = PrivateKeyDer::Pkcs8(vec![0u8; 16].into());
         assert!(NoKeys.load_private_key(key).is_err());
         let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/server.key")).unwrap();
-        use rustls::pki_types::pem::PemObject as _;
         let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
         assert!(RingKeys.load_private_key(key).is_ok(), "serve loads its key");
         // A throwaway Ed25519 key made for this test (`openssl genpkey -algorithm ed25519`).

@@ -139,6 +139,7 @@ fn run(endpoint: &str, ip_urls: &str, trust: &Trust, args: &[&str]) -> Output {
 
 /// [`run`] with the config and state file in `dir`, which outlives the run.
 fn run_in(dir: &Path, endpoint: &str, ip_urls: &str, trust: &Trust, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt as _;
     let conf = dir.join("aliddns.conf");
     let mut text = format!(
         "[DEFAULT]\naccess_id=testid\naccess_key=testsecret\nendpoint={endpoint}\nretry_delay_ms=10\ntimeout=5\n\
@@ -154,7 +155,6 @@ fn run_in(dir: &Path, endpoint: &str, ip_urls: &str, trust: &Trust, args: &[&str
     text.push_str("[www]\ndomain=example.com\nsub_domain=www\ntype=A\n");
     std::fs::write(&conf, text).unwrap();
     // Holds a secret: mode 600 keeps the binary's warning about it out of stderr.
-    use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut cmd: Command = aliddns();
     cmd.arg("-c").arg(&conf).args(args);

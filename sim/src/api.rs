@@ -1028,11 +1028,7 @@ impl State {
         if same_place().any(|r| r.rtype == rtype && same_value(rtype, &r.value, value)) {
             return Err(duplicate());
         }
-        let clash = same_place().any(|r| match (rtype == "CNAME", r.rtype == "CNAME") {
-            (true, _) => true,
-            (false, true) => true,
-            (false, false) => false,
-        });
+        let clash = same_place().any(|r| rtype == "CNAME" || r.rtype == "CNAME");
         if clash { Err(conflict()) } else { Ok(()) }
     }
 

@@ -854,13 +854,13 @@ fn drop_stops_the_server() {
 
 #[test]
 fn tls_round_trip() {
+    use rustls_pki_types::pem::PemObject as _;
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
     let read = |name: &str| std::fs::read(format!("{fixtures}{name}")).unwrap();
     let sim = Sim::start_tls(&read("server.pem"), &read("server.key"));
     sim.add_domain("example.com");
     assert!(sim.endpoint().starts_with("https://127.0.0.1:"));
 
-    use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&read("ca.pem")) {
         roots.add(cert.unwrap()).unwrap();

@@ -118,7 +118,11 @@ pub fn now() -> i64 {
 
 /// `fmt.Sprintf("%x", sha1.Sum([]byte(secret+"@"+timestamp)))`.
 pub fn token(secret: &str, ts: &str) -> String {
-    Sha1::digest(format!("{secret}@{ts}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    Sha1::digest(format!("{secret}@{ts}").as_bytes()).iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// The HTTP answer as the client saw it.
