@@ -12,6 +12,8 @@
 # 127.0.0.2-127.0.0.17, the legitimate client from 127.0.0.1; nothing leaves the
 # machine. Every loop is bounded and the whole script is killed after 10 minutes.
 set -euo pipefail
+# shellcheck source=scripts/lib/serve-bench.sh
+. "$(dirname "$0")/lib/serve-bench.sh"
 
 SECS=${1:-5}
 shift || true
@@ -37,35 +39,9 @@ cargo build --release --quiet -p alidns-sim --bin alidns-sim
 BIN=target/release
 LOAD="$BIN/examples/load_serve"
 
-wait_url() {
-    local log=$1
-    for _ in $(seq 1 100); do
-        if url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$log" | head -n1); then
-            echo "${url#listening on }"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "attack-serve: no listening line in $log:" >&2
-    cat "$log" >&2
-    return 1
-}
-
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-"$BIN/alidns-sim" --listen 127.0.0.1:0 --domain example.com >"$TMP/sim.log" 2>&1 &
-PIDS+=($!)
-SIM_URL=$(wait_url "$TMP/sim.log")
-SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-cat >"$TMP/aliddns.conf" <<CONF
-[DEFAULT]
-access_id=testid
-access_key=testsecret
-endpoint=$SIM_URL
-[httpdns]
-secret=$SECRET
-domains=example.com
-CONF
+start_sim "$BIN/alidns-sim" "$TMP"
+SECRET=$(new_secret)
+write_serve_conf "$TMP/aliddns.conf"
 chmod 600 "$TMP/aliddns.conf"
 echo "== $(nproc) CPUs; binary $(stat -c %s "$BIN/aliddns") bytes; $SECS s per attack" >&2
 

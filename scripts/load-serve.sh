@@ -8,6 +8,8 @@
 # Everything listens on and connects to 127.0.0.1 only; every loop is bounded in
 # requests and time, and the whole script is killed after 5 minutes.
 set -euo pipefail
+# shellcheck source=scripts/lib/serve-bench.sh
+. "$(dirname "$0")/lib/serve-bench.sh"
 
 SECS=${1:-5}
 CONNS=${2:-4}
@@ -30,37 +32,9 @@ cargo build --release --quiet --bin aliddns --example load_serve
 cargo build --release --quiet -p alidns-sim --bin alidns-sim
 BIN=target/release
 
-# Wait for "...listening on http://127.0.0.1:PORT/" in a log file; print the URL.
-wait_url() {
-    local log=$1
-    for _ in $(seq 1 100); do
-        if url=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*/' "$log" | head -n1); then
-            echo "${url#listening on }"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "load-serve: no listening line in $log:" >&2
-    cat "$log" >&2
-    return 1
-}
-
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-"$BIN/alidns-sim" --listen 127.0.0.1:0 --domain example.com >"$TMP/sim.log" 2>&1 &
-PIDS+=($!)
-SIM_URL=$(wait_url "$TMP/sim.log")
-
-SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-cat >"$TMP/aliddns.conf" <<EOF
-[DEFAULT]
-access_id=testid
-access_key=testsecret
-endpoint=$SIM_URL
-[httpdns]
-secret=$SECRET
-domains=example.com
-EOF
+start_sim "$BIN/alidns-sim" "$TMP"
+SECRET=$(new_secret)
+write_serve_conf "$TMP/aliddns.conf"
 "$BIN/aliddns" -c "$TMP/aliddns.conf" serve --listen 127.0.0.1:0 >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=("$SERVE_PID")

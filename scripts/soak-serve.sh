@@ -23,6 +23,8 @@
 # after SOAK_TIME_LIMIT seconds (default 3600).
 # Exit status: 0 flat, 1 the verdict failed or requests failed, 2 usage or setup.
 set -euo pipefail
+# shellcheck source=scripts/lib/serve-bench.sh
+. "$(dirname "$0")/lib/serve-bench.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -94,40 +96,13 @@ echo "== building the simulator (host, release)" >&2
 cargo build --release --quiet -p alidns-sim --bin alidns-sim
 SIM="${CARGO_TARGET_DIR:-target}/release/alidns-sim"
 
-# Waits for "...listening on http://127.0.0.1:PORT/" in a log file; prints the URL.
-wait_url() {
-	local log=$1
-	for _ in $(seq 1 300); do
-		if url=$(grep -so 'listening on http://127\.0\.0\.1:[0-9]*/' "$log" | head -n1); then
-			echo "${url#listening on }"
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "soak-serve: no listening line in $log:" >&2
-	cat "$log" >&2
-	return 1
-}
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+start_sim "$SIM" "$TMP"
 
-"$SIM" --listen 127.0.0.1:0 --domain example.com >"$TMP/sim.log" 2>&1 &
-PIDS+=($!)
-SIM_URL=$(wait_url "$TMP/sim.log")
-
-SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SECRET=$(new_secret)
 # One timestamp for the whole run; max_skew=86400 keeps it valid.
 TS=$(date +%s)
 TOKEN=$(printf '%s@%s' "$SECRET" "$TS" | sha1sum | cut -d' ' -f1)
-cat >"$TMP/aliddns.conf" <<EOF
-[DEFAULT]
-access_id=testid
-access_key=testsecret
-endpoint=$SIM_URL
-[httpdns]
-secret=$SECRET
-domains=example.com
-max_skew=86400
-EOF
+write_serve_conf "$TMP/aliddns.conf" max_skew=86400
 chmod 600 "$TMP/aliddns.conf"
 # Every unauthenticated request logs a warning line: keep the first 200 lines of
 # the log (for the listening line) and discard the rest instead of filling the disk.
