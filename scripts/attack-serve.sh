@@ -22,16 +22,7 @@ ATTACKS=("$@")
     ATTACKS=(wrong-token idle-waves no-read log-flood big-body pre-auth-body table-full trickle)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-( sleep 600; echo "attack-serve: time limit reached" >&2; kill -TERM $$ ) 2>/dev/null &
-PIDS+=($!)
+bench_setup 600
 
 echo "== building (release)" >&2
 cargo build --release --quiet --bin aliddns --example load_serve

@@ -15,17 +15,8 @@ SECS=${1:-5}
 CONNS=${2:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 # Watchdog: the script never runs longer than 5 minutes.
-( sleep 300; echo "load-serve: time limit reached" >&2; kill -TERM $$ ) 2>/dev/null &
-PIDS+=($!)
+bench_setup 300
 
 echo "== building (release)" >&2
 cargo build --release --quiet --bin aliddns --example load_serve

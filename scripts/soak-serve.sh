@@ -71,26 +71,7 @@ if [ -n "$RUNNER" ]; then command -v "$RUNNER" >/dev/null 2>&1 || die "runner $R
 TOTAL=$(awk -v m="$MILLIONS" 'BEGIN { printf "%d", m * 1000000 }')
 if [ "$STEP" -le 0 ] || [ "$TOTAL" -lt "$STEP" ]; then die "--millions must cover at least one --step"; fi
 
-TMP=$(mktemp -d)
-PIDS=()
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-# The watchdog takes its sleep down with it when cleanup kills it, so no sleep is
-# left behind holding the caller's pipe open.
-(
-	trap 'kill "$s" 2>/dev/null; exit 0' TERM
-	sleep "$LIMIT" >/dev/null 2>&1 &
-	s=$!
-	wait "$s"
-	echo "soak-serve: time limit of $LIMIT s reached" >&2
-	kill -TERM $$
-) &
-PIDS+=($!)
+bench_setup "$LIMIT"
 
 echo "== building the simulator (host, release)" >&2
 cargo build --release --quiet -p alidns-sim --bin alidns-sim

@@ -10,17 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-	# apt_install PACKAGE: installs a Debian package when we are root with apt.
-	have apt-get && [ "$(id -u)" = 0 ] || return 1
-	if [ -z "${APT_UPDATED:-}" ]; then
-		apt-get update -qq >/dev/null 2>&1 || true
-		APT_UPDATED=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1
-}
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 
 have shellcheck || apt_install shellcheck || true
 have busybox || apt_install busybox || true

@@ -10,16 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-	have apt-get && [ "$(id -u)" = 0 ] || return 1
-	if [ -z "${APT_UPDATED:-}" ]; then
-		apt-get update -qq >/dev/null 2>&1 || true
-		APT_UPDATED=1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
-}
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 
 have node || apt_install nodejs || { echo "FAIL: node is missing and apt-get could not install nodejs"; exit 1; }
 have msgfmt || apt_install gettext || { echo "FAIL: msgfmt is missing and apt-get could not install gettext"; exit 1; }

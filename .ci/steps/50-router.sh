@@ -21,6 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 step_start=$(date +%s)
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 
 skip() {
 	echo "################################################################"
@@ -42,13 +44,7 @@ done
 command -v file >/dev/null 2>&1 || need_pkgs+=(file)
 command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
-	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-		skip "cannot install ${need_pkgs[*]} (not root or no apt-get)"
-	fi
-	echo "== apt-get install ${need_pkgs[*]}"
-	apt-get update -qq >/dev/null 2>&1 || true
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 ||
-		skip "apt-get could not install ${need_pkgs[*]}"
+	apt_install "${need_pkgs[@]}" || skip "cannot install ${need_pkgs[*]} (not root, no apt-get, or apt-get failed)"
 fi
 for t in $targets $pkg_target; do
 	q="qemu-${t%%-*}"

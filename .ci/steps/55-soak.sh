@@ -10,17 +10,13 @@
 # 10 minutes (about 1-2 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 step_start=$(date +%s)
 elapsed() { echo "$(($(date +%s) - step_start)) s"; }
 
-if ! command -v wrk >/dev/null 2>&1; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "== apt-get install wrk"
-		apt-get update -qq >/dev/null 2>&1 || true
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || true
-	fi
-fi
-if ! command -v wrk >/dev/null 2>&1; then
+have wrk || apt_install wrk || true
+if ! have wrk; then
 	echo "SKIPPED: soak (.ci/steps/55-soak.sh): wrk is not installed and apt-get could not install it"
 	exit 0
 fi

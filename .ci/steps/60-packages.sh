@@ -13,6 +13,8 @@
 # installed this step prints SKIPPED and exits 0, like 50-router.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 step_start=$(date +%s)
 elapsed() { echo "$(($(date +%s) - step_start)) s"; }
 skip() {
@@ -29,13 +31,7 @@ command -v file >/dev/null 2>&1 || need+=(file)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v qemu-mipsel >/dev/null 2>&1 || need+=(qemu-user)
 if [ "${#need[@]}" -gt 0 ]; then
-	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-		skip "cannot install ${need[*]} (not root or no apt-get)"
-	fi
-	echo "== apt-get install ${need[*]}"
-	apt-get update -qq >/dev/null 2>&1 || true
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 ||
-		skip "apt-get could not install ${need[*]}"
+	apt_install "${need[@]}" || skip "cannot install ${need[*]} (not root, no apt-get, or apt-get failed)"
 fi
 
 rc=0

@@ -2,8 +2,35 @@
 # Setup shared by scripts/load-serve.sh, attack-serve.sh and soak-serve.sh: the
 # AliDNS simulator on 127.0.0.1 and an aliddns.conf for `aliddns serve` backed by it.
 # Sourced (`. "$(dirname "$0")/lib/serve-bench.sh"`), not run. The caller has
-# `set -euo pipefail` and owns PIDS (an array of pids its cleanup kills); messages
-# are prefixed with the caller's name (load-serve: ...).
+# `set -euo pipefail` and calls bench_setup first; messages are prefixed with the
+# caller's name (load-serve: ...).
+
+# bench_setup LIMIT: a temp dir TMP and a list PIDS of processes, both cleaned up
+# when the script exits, and a watchdog that ends the script after LIMIT seconds.
+# The watchdog takes its sleep down with it when cleanup kills it, so no sleep is
+# left behind holding the caller's pipe open.
+bench_setup() {
+	local limit=$1 name=${0##*/}
+	TMP=$(mktemp -d)
+	PIDS=()
+	trap bench_cleanup EXIT
+	(
+		trap 'kill "$s" 2>/dev/null; exit 0' TERM
+		sleep "$limit" >/dev/null 2>&1 &
+		s=$!
+		wait "$s"
+		echo "${name%.sh}: time limit of $limit s reached" >&2
+		kill -TERM $$
+	) &
+	PIDS+=($!)
+}
+
+# shellcheck disable=SC2317 # run by the EXIT trap
+bench_cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$TMP"
+}
 
 # wait_url LOG: waits up to 30 s for "...listening on http://127.0.0.1:PORT/" in the
 # log file LOG (which may not exist yet); prints the URL, or the log and fails.
