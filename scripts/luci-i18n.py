@@ -204,18 +204,21 @@ def po_quote(s):
 
 def render_pot(entries):
     out = ['msgid ""', 'msgstr "Content-Type: text/plain; charset=UTF-8\\n"', ""]
+    out += render_entries(entries, lambda ctxt, msgid: "")
+    return "\n".join(out)
+
+
+def render_entries(entries, msgstr):
+    """The entries in order, each with its references (once each) and msgstr(ctxt, msgid)."""
+    out = []
     for (ctxt, msgid), refs in entries.items():
-        seen = []
-        for r in refs:
-            if r not in seen:
-                seen.append(r)
-        out.extend("#: " + r for r in seen)
+        out.extend("#: " + r for r in dict.fromkeys(refs))
         if ctxt is not None:
             out.append("msgctxt " + po_quote(ctxt))
         out.append("msgid " + po_quote(msgid))
-        out.append('msgstr ""')
+        out.append("msgstr " + po_quote(msgstr(ctxt, msgid)))
         out.append("")
-    return "\n".join(out)
+    return out
 
 
 PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
@@ -290,17 +293,7 @@ def render_po(entries, path):
     header = text.split("\n\n", 1)[0]
     done = {(e["ctxt"], e["id"]): e.get("str", "") for e in parse_po(path) if not e["obsolete"] and e["id"]}
     out = [header, ""]
-    for (ctxt, msgid), refs in entries.items():
-        seen = []
-        for r in refs:
-            if r not in seen:
-                seen.append(r)
-        out.extend("#: " + r for r in seen)
-        if ctxt is not None:
-            out.append("msgctxt " + po_quote(ctxt))
-        out.append("msgid " + po_quote(msgid))
-        out.append("msgstr " + po_quote(done.get((ctxt, msgid), "")))
-        out.append("")
+    out += render_entries(entries, lambda ctxt, msgid: done.get((ctxt, msgid), ""))
     return "\n".join(out)
 
 

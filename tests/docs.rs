@@ -710,19 +710,23 @@ fn code_list(src: &str, name: &str) -> BTreeSet<String> {
     body.split(',').map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty()).collect()
 }
 
+/// The lines of a Markdown text outside fenced code (a closing fence line counts as outside).
+fn outside_fences(text: &str) -> impl Iterator<Item = &str> {
+    let mut in_fence = false;
+    text.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        !in_fence
+    })
+}
+
 /// Section → keys documented in the tables of a configuration page (rule 5).
 fn documented_keys(page: &Path) -> BTreeMap<&'static str, BTreeSet<String>> {
     let text = std::fs::read_to_string(page).unwrap_or_else(|e| panic!("{}: {e}", rel(page)));
     let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
     let mut section: Option<&'static str> = None;
-    let mut in_fence = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        if in_fence {
-            continue;
-        }
+    for line in outside_fences(&text) {
         if line.starts_with('#') {
             section = [
                 ("`[DEFAULT]`", "global"),
@@ -836,12 +840,8 @@ fn anchors(file: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = BTreeSet::new();
-    let mut in_fence = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        if in_fence || !line.starts_with('#') {
+    for line in outside_fences(&text) {
+        if !line.starts_with('#') {
             continue;
         }
         let s = slug(line.trim_start_matches('#'));
@@ -856,14 +856,7 @@ fn anchors(file: &Path) -> BTreeSet<String> {
 fn links(file: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap();
     let mut out = Vec::new();
-    let mut in_fence = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        if in_fence {
-            continue;
-        }
+    for line in outside_fences(&text) {
         let mut rest = line;
         while let Some(i) = rest.find("](") {
             rest = &rest[i + 2..];
