@@ -22,10 +22,12 @@
 #   ROUTER_PANIC_IMMEDIATE_ABORT=0 panics print their message before aborting
 #                        (+94 KB on mipsel); by default (1) a panic aborts silently
 #   ROUTER_SIZE_RUSTFLAGS  the size flags (default: "-Z location-detail=none
-#                        -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+#                        -C force-unwind-tables=no -C link-arg=-Os
 #                        -C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables
 #                        -C link-arg=-Wl,--no-eh-frame-hdr"); set to measure without
 #                        them (scripts/size-levers.sh does)
+#   ROUTER_FMT_DEBUG     -Z fmt-debug for every crate but those that write protocol
+#                        bytes with {:?} (default: none; shallow, full, or "" for no flag)
 #   ROUTER_MIPS_FILL_DELAY_SLOTS=0 MIPS: leave LLVM's delay-slot filler at its defaults
 #   ROUTER_MIPS_TAIL_CALLS=0 MIPS: no tail calls (LLVM's default for MIPS)
 #   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
@@ -49,9 +51,15 @@
 #   -C panic=immediate-abort       a panic aborts at once, printing nothing: no panic
 #                                  message formatting linked in (-94 KB on mipsel).
 #   -Z location-detail=none        panic messages without file:line (-40 KB).
-#   -Z fmt-debug=shallow           derived Debug prints only the type or variant name (-31 KB);
-#                                  hand-written Debug ({:?} of strings) is unchanged. `none`
-#                                  (-58 KB) would blank every {:?}, error texts included.
+#   -Z fmt-debug=none              every {:?} formats to nothing and derived Debug is empty
+#                                  (-27 KB against shallow). Given as a profile rustflag
+#                                  (-Z profile-rustflags), not in RUSTFLAGS, so that one crate
+#                                  can differ: ureq-proto writes the request line's HTTP version
+#                                  with {:?} ("GET / HTTP/1.1"), so it is built with shallow
+#                                  (derived Debug prints the variant name, hand-written Debug is
+#                                  unchanged). Error texts users see never rely on {:?}:
+#                                  src/tls.rs words TLS and certificate failures itself, and
+#                                  tests/errors.rs checks the common failures read non-empty.
 #   -C link-arg=-Os                zig cc builds the libc parts it links (musl, its own C
 #                                  library code, compiler-rt) for the link's -O mode, which is
 #                                  Debug without a flag; -Os builds them for size (-15 KB).
@@ -78,8 +86,11 @@ ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-lin
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
 EX_UNAVAILABLE_TOOL=75
-DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
+DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -C link-arg=-Os
 -C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables -C link-arg=-Wl,--no-eh-frame-hdr"
+FMT_DEBUG="${ROUTER_FMT_DEBUG-none}"
+# Crates whose {:?} output is protocol, not diagnostics: built with -Z fmt-debug=shallow.
+FMT_DEBUG_KEEP="ureq-proto"
 # LLVM's MIPS delay-slot filler searches forward and into successor blocks only when asked.
 MIPS_DELAY_SLOT_FLAGS="-C llvm-args=-disable-mips-df-forward-search=false -C llvm-args=-disable-mips-df-succbb-search=false"
 
@@ -285,6 +296,19 @@ std_features="${ROUTER_STD_FEATURES-optimize_for_size}"
 if [ -n "$std_features" ]; then feature_args+=(-Z "build-std-features=$std_features"); fi
 if [ "${ROUTER_NO_DEFAULT_FEATURES:-0}" = 1 ]; then feature_args+=(--no-default-features); fi
 if [ -n "${ROUTER_FEATURES:-}" ]; then feature_args+=(--features "$ROUTER_FEATURES"); fi
+# -Z fmt-debug as a profile rustflag: a package override replaces it for FMT_DEBUG_KEEP
+# (RUSTFLAGS would come after the profile's flags on rustc's command line, and win).
+if [ -n "$FMT_DEBUG" ]; then
+	# (build-override: build scripts and their helpers, which run on the build machine, keep
+	# their Debug output.)
+	feature_args+=(-Z profile-rustflags --config "profile.release.rustflags=[\"-Zfmt-debug=$FMT_DEBUG\"]"
+		--config "profile.release.build-override.rustflags=[]")
+	if [ "$FMT_DEBUG" = none ]; then
+		for c in $FMT_DEBUG_KEEP; do
+			feature_args+=(--config "profile.release.package.$c.rustflags=[\"-Zfmt-debug=shallow\"]")
+		done
+	fi
+fi
 
 # rustc warns (as a linker message) that the tier-3 targets' rustlib/<target>/lib
 # does not exist; it is empty with -Z build-std, so create it.

@@ -228,7 +228,16 @@ pub fn network_error(e: ureq::Error) -> Error {
         E::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
         _ => false,
     };
-    Error::Network { message: e.to_string(), transient, timed_out }
+    Error::Network { message: message(&e), transient, timed_out }
+}
+
+/// What went wrong, in words that never depend on `Debug` (see [`crate::tls::describe`]).
+fn message(e: &ureq::Error) -> String {
+    #[cfg(feature = "tls")]
+    if let Some(t) = crate::tls::rustls_error(e) {
+        return format!("TLS: {}", crate::tls::describe(t));
+    }
+    e.to_string()
 }
 
 #[cfg(test)]

@@ -196,6 +196,29 @@ pub fn debug(msg: impl Display) {
     log(Level::Debug, msg);
 }
 
+/// `s` in double quotes with quotes, backslashes and control characters escaped, as
+/// `{:?}` prints text (printable Unicode is left as it is): spelled out because the router builds compile `{:?}` to
+/// nothing (`-Z fmt-debug=none`).
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    // Not `char::escape_debug`: its Unicode tables cost flash, and only quotes,
+    // backslashes and control characters could be mistaken for more of a log line.
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Warnings per reason and window before they are counted instead of printed.
 const LIMITED_BURST: u32 = 5;
 /// The window of [`warn_limited`].
@@ -333,5 +356,12 @@ mod tests {
             l.admit(&format!("reason {i}"), t1, &mut reports);
         }
         assert!(l.table.len() <= LIMITED_KEYS + 1);
+    }
+
+    #[test]
+    fn quoted_matches_debug() {
+        for s in ["", "a b", "say \"hi\"", "it's", "back\\slash", "tab\there\n", "caf\u{e9}", "bell\u{7}"] {
+            assert_eq!(quoted(s), format!("{s:?}"));
+        }
     }
 }

@@ -149,19 +149,20 @@ fn load_tls(cfg: &Config) -> Result<Option<httpd::TlsConfig>> {
         (Some(c), Some(k)) => (c, k),
         _ => return Err(Error::Config("[httpdns] tls_cert and tls_key go together".into())),
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<_, _>>())
-        .map_err(|e| Error::Config(format!("[httpdns] tls_cert {}: {e}", cert.display())))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).and_then(|it| it.collect::<std::result::Result<_, _>>()).map_err(|e| {
+            Error::Config(format!("[httpdns] tls_cert {}: {}", cert.display(), crate::tls::describe_pem(&e)))
+        })?;
     if certs.is_empty() {
         return Err(Error::Config(format!("[httpdns] tls_cert {}: no certificate in the file", cert.display())));
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| Error::Config(format!("[httpdns] tls_key {}: {e}", key.display())))?;
+        .map_err(|e| Error::Config(format!("[httpdns] tls_key {}: {}", key.display(), crate::tls::describe_pem(&e))))?;
     let provider = Arc::new(crate::tls::server_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| Error::Config(format!("[httpdns] tls_cert/tls_key: {e}")))?;
+        .map_err(|e| Error::Config(format!("[httpdns] tls_cert/tls_key: {}", crate::tls::describe(&e))))?;
     Ok(Some(Arc::new(config)))
 }
 
@@ -664,7 +665,7 @@ fn audit(req: &Request, action: Action, domain: &str, r: &GoRecord, result: &str
 /// Quotes a log value when it is empty or could be mistaken for more fields.
 fn q(s: &str) -> String {
     if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=') {
-        format!("{s:?}")
+        crate::log::quoted(s)
     } else {
         s.to_string()
     }

@@ -88,7 +88,7 @@ impl Summary {
 fn inputs(doc: &Document, wanted: impl Fn(&SectionKind) -> bool) -> String {
     let mut h = Sha1::new();
     for s in doc.sections.iter().filter(|s| wanted(&s.kind)) {
-        h.update(format!("{:?}\0{}\0", s.kind, s.name).as_bytes());
+        h.update(format!("{}\0{}\0", s.kind.tag(), s.name).as_bytes());
         for e in &s.entries {
             h.update(e.key.as_bytes());
             h.update(b"\0");

@@ -110,6 +110,92 @@ impl KeyProvider for RingKeys {
     }
 }
 
+/// Our own words for a TLS failure, in place of rustls's texts: those format their
+/// details with `{:?}`, which the router builds compile to nothing (`-Z fmt-debug=none`,
+/// docs/router-builds.md), so "invalid peer certificate: UnknownIssuer" would read
+/// "invalid peer certificate: ". Each text names the cause, keeps rustls's variant name
+/// (`UnknownIssuer`, `NotValidForName`, ...) for searching, and never uses Debug.
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(c) => describe_certificate(c),
+        E::AlertReceived(a) => {
+            let name = a.as_str().unwrap_or("Unknown");
+            format!("the server refused the TLS handshake: alert {name} ({})", u8::from(*a))
+        }
+        E::PeerIncompatible(_) => {
+            "no TLS version, cipher suite or key exchange in common with the server (PeerIncompatible)".into()
+        }
+        E::PeerMisbehaved(_) => "the server broke the TLS protocol (PeerMisbehaved)".into(),
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+            "the server's answer is not the TLS expected (InvalidMessage): is this an HTTPS port?".into()
+        }
+        E::NoCertificatesPresented => "the server sent no certificate (NoCertificatesPresented)".into(),
+        E::DecryptError => "a TLS record could not be decrypted (DecryptError)".into(),
+        E::General(m) => format!("TLS error: {m}"),
+        _ => "the TLS connection failed (Other)".into(),
+    }
+}
+
+/// [`describe`] for a rejected certificate: the reasons users meet (a wrong clock on
+/// a router that just booted, a bundle without the issuer, a captive portal's
+/// certificate) each with its own text.
+fn describe_certificate(c: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    let (what, token) = match c {
+        C::UnknownIssuer => {
+            ("its issuer is not among the trusted CAs (ca_file, SSL_CERT_FILE or the CA bundle)", "UnknownIssuer")
+        }
+        C::NotValidForNameContext { expected, presented } => {
+            let only =
+                if presented.is_empty() { String::new() } else { format!(" (only for {})", presented.join(", ")) };
+            return format!(
+                "certificate rejected (NotValidForName): it is not valid for name {}{only}",
+                expected.to_str()
+            );
+        }
+        C::NotValidForName => ("it is not valid for the name asked for", "NotValidForName"),
+        C::Expired | C::ExpiredContext { .. } => ("it has expired, or the clock is wrong", "Expired"),
+        C::NotValidYet | C::NotValidYetContext { .. } => ("it is not valid yet: is the clock right?", "NotValidYet"),
+        C::Revoked => ("it has been revoked", "Revoked"),
+        C::BadSignature => ("its signature is invalid", "BadSignature"),
+        #[allow(deprecated)] // still what rustls 0.23 may return
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            ("it is signed with an algorithm this client does not support", "UnsupportedSignatureAlgorithm")
+        }
+        C::BadEncoding => ("it is malformed", "BadEncoding"),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => ("it is not for TLS servers", "InvalidPurpose"),
+        _ => ("its chain or its extensions are not acceptable", "Other"),
+    };
+    format!("certificate rejected ({token}): {what}")
+}
+
+/// The rustls error inside a ureq failure: ureq hands handshake errors on as an
+/// `io::Error` that wraps them.
+pub fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref(),
+        _ => None,
+    }
+}
+
+/// Our own words for a PEM file that could not be read (see [`describe`] for why
+/// not rustls-pki-types' texts, two of which print the offending part with `{:?}`).
+pub fn describe_pem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as P;
+    match e {
+        P::MissingSectionEnd { .. } => "a PEM section has no matching END line".into(),
+        P::IllegalSectionStart { .. } => "a PEM section's BEGIN line is malformed".into(),
+        P::Base64Decode(m) => format!("a PEM section is not valid base64: {m}"),
+        P::Io(io) => io.to_string(),
+        P::NoItemsFound => "no PEM section of the expected kind in the file".into(),
+        _ => "not a readable PEM file".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

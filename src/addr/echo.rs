@@ -134,7 +134,7 @@ fn echo_once(agent: &ureq::Agent, url: &str, family: Family) -> std::result::Res
     let text = body.trim();
     let Ok(addr) = text.parse::<IpAddr>() else {
         let shown: String = text.chars().take(40).collect();
-        return Err(EchoFailure::new(None, format!("answer is not an address: {shown:?}"), false));
+        return Err(EchoFailure::new(None, format!("answer is not an address: {}", crate::log::quoted(&shown)), false));
     };
     let addr = match (family, addr) {
         (Family::V4, IpAddr::V6(a)) => match a.to_ipv4_mapped() {

@@ -21,6 +21,19 @@ pub enum SectionKind {
     Record,
 }
 
+impl SectionKind {
+    /// The kind's name, spelled out (not `Debug`, which the router builds compile to
+    /// nothing): part of the fingerprint `summary` gives procd.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            SectionKind::Global => "Global",
+            SectionKind::Feature(_) => "Feature",
+            SectionKind::HttpDns => "HttpDns",
+            SectionKind::Record => "Record",
+        }
+    }
+}
+
 /// One `key=value` (INI) or `option`/`list` (UCI) line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
