@@ -13,12 +13,14 @@
 #            ROUTER_FEATURES=tls; it depends on ca-bundle)
 #   abort    pkg + -C panic=immediate-abort (ROUTER_PANIC_IMMEDIATE_ABORT=1)
 #   shallow  abort + -Z fmt-debug=shallow
-#   none     abort + -Z fmt-debug=none (instead of shallow)
+#   none     abort + -Z fmt-debug=none (instead of shallow; ureq-proto stays at shallow)
 #   zigos    shallow + -C link-arg=-Os: zig builds its libc parts for size, not Debug
 #   nounwind zigos + those parts without unwind tables and no .eh_frame_hdr
 #   delay    nounwind + the fuller MIPS delay-slot filling
-#   tail     delay + MIPS tail calls: the package build as the script makes it by default
-#   roots    tail with the embedded roots back: the standalone dist build as made now
+#   tail     delay + MIPS tail calls
+#   fmtnone  tail with -Z fmt-debug=none instead of shallow (ureq-proto stays at shallow):
+#            the package build as the script makes it by default
+#   roots    fmtnone with the embedded roots back: the standalone dist build as made now
 #   s        shallow with opt-level "s" instead of "z"
 #   noloc    shallow without -Z location-detail=none
 #   nostd    shallow without -Z build-std-features=optimize_for_size
@@ -40,23 +42,26 @@ PKG="ROUTER_NO_DEFAULT_FEATURES=1;ROUTER_FEATURES=tls"
 
 # name|base|lever|env (;-separated assignments, applied on top of a clean slate)
 OLD="ROUTER_MIPS_FILL_DELAY_SLOTS=0;ROUTER_MIPS_TAIL_CALLS=0"
-SH="$LOC $UNW -Z fmt-debug=shallow"
+SHALLOW="ROUTER_FMT_DEBUG=shallow" # -Z fmt-debug=shallow for every crate
+NOFMT="ROUTER_FMT_DEBUG="          # no -Z fmt-debug at all
+SH="$SHALLOW;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
 ROWS=(
-	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|$OLD;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"pkg|dist|no embedded roots (package build)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"abort|pkg|\`-C panic=immediate-abort\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW"
-	"shallow|abort|\`-Z fmt-debug=shallow\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH"
-	"none|abort|\`-Z fmt-debug=none\` (instead of shallow)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW -Z fmt-debug=none"
-	"zigos|shallow|\`-C link-arg=-Os\`: zig builds its libc parts for size|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS"
-	"nounwind|zigos|those libc parts without unwind tables, no \`.eh_frame_hdr\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH $ZOS $NOUNW"
-	"delay|nounwind|MIPS delay-slot filler searches forward and into successors|$PKG;ROUTER_MIPS_TAIL_CALLS=0"
-	"tail|delay|MIPS tail calls (\`-C llvm-args=-mips-tail-calls=1\`; the package build as made now)|$PKG"
-	"roots|tail|embedded roots back (the standalone dist build as made now)|"
-	"s|shallow|opt-level \"s\" instead of \"z\"|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
-	"noloc|shallow|without \`-Z location-detail=none\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW -Z fmt-debug=shallow"
-	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH;ROUTER_STD_FEATURES="
-	"vfe|shallow|\`-Z virtual-function-elimination\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -Z virtual-function-elimination"
-	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$SH -C llvm-args=-inline-threshold=0"
+	"dist|-|the dist build before these levers: \`tls embedded-roots\`, \`-Z location-detail=none -C force-unwind-tables=no\`, optimize_for_size, opt-level z|$OLD;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW;$NOFMT"
+	"pkg|dist|no embedded roots (package build)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=0;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW;$NOFMT"
+	"abort|pkg|\`-C panic=immediate-abort\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW;$NOFMT"
+	"shallow|abort|\`-Z fmt-debug=shallow\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;$SH"
+	"none|abort|\`-Z fmt-debug=none\` (instead of shallow; ureq-proto stays at shallow)|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW;ROUTER_FMT_DEBUG=none"
+	"zigos|shallow|\`-C link-arg=-Os\`: zig builds its libc parts for size|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW $ZOS;$SHALLOW"
+	"nounwind|zigos|those libc parts without unwind tables, no \`.eh_frame_hdr\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$LOC $UNW $ZOS $NOUNW;$SHALLOW"
+	"delay|nounwind|MIPS delay-slot filler searches forward and into successors|$PKG;ROUTER_MIPS_TAIL_CALLS=0;$SHALLOW"
+	"tail|delay|MIPS tail calls (\`-C llvm-args=-mips-tail-calls=1\`)|$PKG;$SHALLOW"
+	"fmtnone|tail|\`-Z fmt-debug=none\` instead of shallow, ureq-proto kept at shallow (the package build as made now)|$PKG"
+	"roots|fmtnone|embedded roots back (the standalone dist build as made now)|"
+	"s|shallow|opt-level \"s\" instead of \"z\"|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;$SH;CARGO_PROFILE_RELEASE_OPT_LEVEL=s"
+	"noloc|shallow|without \`-Z location-detail=none\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;ROUTER_SIZE_RUSTFLAGS=$UNW;$SHALLOW"
+	"nostd|shallow|without \`-Z build-std-features=optimize_for_size\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;$SH;ROUTER_STD_FEATURES="
+	"vfe|shallow|\`-Z virtual-function-elimination\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;$SH -Z virtual-function-elimination"
+	"inline|shallow|\`-C llvm-args=-inline-threshold=0\`|$OLD;$PKG;ROUTER_PANIC_IMMEDIATE_ABORT=1;$SH -C llvm-args=-inline-threshold=0"
 )
 
 row_field() { # $1 = row name, $2 = field number (1-based)
@@ -85,7 +90,7 @@ build_row() { # $1 = row name; sets RAW[$1] XZ[$1]
 	# A clean slate: no lever variable leaks in from the caller's environment.
 	local clean=(-u ROUTER_NO_DEFAULT_FEATURES -u ROUTER_FEATURES -u ROUTER_PANIC_IMMEDIATE_ABORT
 		-u ROUTER_SIZE_RUSTFLAGS -u ROUTER_STD_FEATURES -u ROUTER_RUSTFLAGS -u CARGO_PROFILE_RELEASE_OPT_LEVEL
-		-u ROUTER_MIPS_FILL_DELAY_SLOTS -u ROUTER_MIPS_TAIL_CALLS)
+		-u ROUTER_MIPS_FILL_DELAY_SLOTS -u ROUTER_MIPS_TAIL_CALLS -u ROUTER_FMT_DEBUG)
 	echo "size-levers: building $name: ${assigns[*]:-(defaults)}" >&2
 	env "${clean[@]}" ${assigns[@]+"${assigns[@]}"} CARGO_TARGET_DIR="$dir" DIST_DIR="$dir/dist" \
 		scripts/build-router.sh "$T" >"$dir.log" 2>&1 || {

@@ -384,24 +384,33 @@ fn spec(rec: &RecordConf, value: &str, current: Option<&Record>) -> RecordSpec {
 /// in time so a hanging script cannot stall the daemon.
 fn on_change(cfg: &Config, rec: &RecordConf, action: &str, old: &str, new: &str, id: &str) {
     let Some(cmd) = &cfg.global.on_change else { return };
-    let child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
-        .env("ALIDDNS_ACTION", action)
-        .env("ALIDDNS_NAME", rec.fqdn())
-        .env("ALIDDNS_DOMAIN", &rec.domain)
-        .env("ALIDDNS_RR", &rec.sub_domain)
-        .env("ALIDDNS_TYPE", rec.rtype.as_str())
-        .env("ALIDDNS_LINE", &rec.line_code)
-        .env("ALIDDNS_OLD", old)
-        .env("ALIDDNS_NEW", new)
-        .env("ALIDDNS_RECORD_ID", id)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-        .env_remove("ALIDDNS_ACCESS_KEY")
-        .env_remove("ALIDDNS_SECURITY_TOKEN")
-        .stdin(Stdio::null())
-        .spawn();
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c").arg(cmd).stdin(Stdio::null());
+    // Loops, not a chain of calls: each `env` call is generic and inlined, and the
+    // router binary pays for every copy.
+    let fqdn = rec.fqdn();
+    for (k, v) in [
+        ("ALIDDNS_ACTION", action),
+        ("ALIDDNS_NAME", &fqdn),
+        ("ALIDDNS_DOMAIN", &rec.domain),
+        ("ALIDDNS_RR", &rec.sub_domain),
+        ("ALIDDNS_TYPE", rec.rtype.as_str()),
+        ("ALIDDNS_LINE", &rec.line_code),
+        ("ALIDDNS_OLD", old),
+        ("ALIDDNS_NEW", new),
+        ("ALIDDNS_RECORD_ID", id),
+    ] {
+        sh.env(k, v);
+    }
+    for k in [
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_SECURITY_TOKEN",
+        "ALIDDNS_ACCESS_KEY",
+        "ALIDDNS_SECURITY_TOKEN",
+    ] {
+        sh.env_remove(k);
+    }
+    let child = sh.spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
