@@ -105,6 +105,10 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
             Family::V4 => ureq::config::IpFamily::Ipv4Only,
             Family::V6 => ureq::config::IpFamily::Ipv6Only,
         });
+        // Only echo URLs bind a family, and they must be asked directly: through a proxy
+        // the answer is the proxy's address (honwen/luci-app-aliddns#31). Set on the agent,
+        // not per request, which would link ureq's request-level config (~5 KB on mipsel).
+        b = b.proxy(None);
     }
     #[cfg(feature = "tls")]
     if needs_tls {

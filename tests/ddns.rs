@@ -363,6 +363,22 @@ fn the_original_ddns_conf_works_unchanged() {
 }
 
 #[test]
+fn echo_urls_ignore_proxy_variables() {
+    // Through a proxy the echo answer would be the proxy's address; a dead proxy shows
+    // whether the request went through it.
+    let env = Env::new(WWW_A);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let mut cmd = env.cmd(&["ip", "--family", "4"]);
+    for var in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env(var, &proxy);
+    }
+    let o = cmd.output().expect("run aliddns");
+    assert_eq!(out(&o), "203.0.113.7\n", "{}", err(&o));
+    assert_eq!(env.echo.hits(), 1);
+}
+
+#[test]
 fn ip_prints_the_chosen_address() {
     let env = Env::new(WWW_A);
     let o = env.run(&["ip", "--interface", "pppoe-wan", "--family", "6"]);

@@ -120,7 +120,8 @@ fn network_failure(e: ureq::Error, url: &str, fam: &str) -> EchoFailure {
 
 fn echo_once(agent: &ureq::Agent, url: &str, family: Family) -> std::result::Result<IpAddr, EchoFailure> {
     let fam = family_name(family);
-    let resp = agent.get(url).config().proxy(None).build().call().map_err(|e| network_failure(e, url, fam))?;
+    // No proxy: the agent is family-bound, which makes it direct (http::agent).
+    let resp = agent.get(url).call().map_err(|e| network_failure(e, url, fam))?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(EchoFailure::new(None, format!("HTTP {status}"), status >= 500));
