@@ -128,7 +128,7 @@ pub fn describe(e: &rustls::Error) -> String {
         }
         E::PeerMisbehaved(_) => "the server broke the TLS protocol (PeerMisbehaved)".into(),
         E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
-            "the server's answer is not the TLS expected (InvalidMessage): is this an HTTPS port?".into()
+            "the server did not answer in TLS (InvalidMessage): is this an HTTPS port?".into()
         }
         E::NoCertificatesPresented => "the server sent no certificate (NoCertificatesPresented)".into(),
         E::DecryptError => "a TLS record could not be decrypted (DecryptError)".into(),
@@ -147,8 +147,9 @@ fn describe_certificate(c: &rustls::CertificateError) -> String {
             ("its issuer is not among the trusted CAs (ca_file, SSL_CERT_FILE or the CA bundle)", "UnknownIssuer")
         }
         C::NotValidForNameContext { expected, presented } => {
-            let only =
-                if presented.is_empty() { String::new() } else { format!(" (only for {})", presented.join(", ")) };
+            // webpki words the names with `{:?}`: empty in the router builds, left out then.
+            let names: Vec<&str> = presented.iter().map(String::as_str).filter(|n| !n.is_empty()).collect();
+            let only = if names.is_empty() { String::new() } else { format!(" (only for {})", names.join(", ")) };
             return format!(
                 "certificate rejected (NotValidForName): it is not valid for name {}{only}",
                 expected.to_str()

@@ -43,8 +43,10 @@ fn failure(endpoint: &str, extra: &str) -> String {
 /// dangling separator (a `{:?}` that printed nothing leaves "...: " or "... ()").
 fn assert_names(err: &str, wants: &[&str]) {
     let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line in: {err}"));
+    eprintln!("{line}"); // shown with --nocapture: what users of the build under test read
     let text = line.trim_end();
-    assert!(!text.ends_with(':') && !text.contains("()") && !text.contains(":  "), "blank part in: {line}");
+    let blank = text.ends_with(':') || ["()", "( ", " )", ":  ", ": ;", ": ,"].iter().any(|b| text.contains(b));
+    assert!(!blank, "blank part in: {line}");
     for w in wants {
         assert!(line.contains(w), "{w:?} missing from: {line}");
     }
@@ -77,14 +79,19 @@ fn unknown_issuer_names_the_cause() {
 }
 
 #[test]
-fn name_mismatch_names_both_names() {
+fn name_mismatch_names_the_host() {
     if !has_tls() {
         return;
     }
     let sim = tls_sim("wrong-name.pem", "wrong-name.key");
     let ca = format!("ca_file={}\n", fixture("other-ca.pem").display());
     let err = failure(&sim.endpoint(), &ca);
-    assert_names(&err, &["NotValidForName", "not valid for name 127.0.0.1", "wrong.example"]);
+    assert_names(&err, &["NotValidForName", "not valid for name 127.0.0.1"]);
+    // The names the certificate is for come from webpki's `{:?}`: shown by builds that
+    // keep Debug text (the host build), left out — not left empty — by the router builds.
+    if std::env::var_os("ALIDDNS_BIN").is_none() {
+        assert_names(&err, &["(only for", "wrong.example"]);
+    }
 }
 
 #[test]

@@ -6,14 +6,12 @@
 # Two kinds of build: the standalone dist binaries (default features, with the
 # embedded roots) for every target in the list, and the OpenWrt package build of
 # mipsel (ROUTER_NO_DEFAULT_FEATURES=1 ROUTER_FEATURES=tls: no embedded roots, the
-# package depends on ca-bundle). The package build must meet the size budget:
-# 450,000 B after xz -9 (what flash stores) and, for now, 1,225,000 B raw. The raw
-# target is 1,200,000 B (scripts/size-report.sh's default); the dlmalloc allocator
-# (+7 KB) and the hardened serve (+12 KB) put today's build 17,724 B over it, so CI
-# holds the line at 1,225,000 B until the next size cut lands. The standalone
-# mipsel build, which carries the roots on top, 1,300,000 B and 500,000 B. The tests
-# run against all of them, so each side of the "no CA bundle found" fallback
-# (tests/tls.rs) runs emulated.
+# package depends on ca-bundle). The package build must meet the size budget,
+# scripts/size-report.sh's default: 1,200,000 B raw and 450,000 B after xz -9 (what
+# flash stores). The standalone mipsel build, which carries the roots on top:
+# STANDALONE_MAX_BYTES / STANDALONE_MAX_XZ_BYTES below. The tests run against all of
+# them, so each side of the "no CA bundle found" fallback (tests/tls.rs) and the
+# error texts of a -Z fmt-debug=none build (tests/errors.rs) run emulated.
 #
 # When a tool cannot be installed (nightly + rust-src, zig, cargo-zigbuild, qemu)
 # this step prints a SKIPPED line and exits 0; every other failure fails CI.
@@ -34,6 +32,10 @@ elapsed() { echo "$(($(date +%s) - step_start)) s"; }
 
 targets="${ROUTER_CI_TARGETS:-mipsel-unknown-linux-musl mips-unknown-linux-musl}"
 pkg_target=mipsel-unknown-linux-musl # the package build, built and tested too
+# The standalone mipsel budget: the package budget plus what the embedded roots cost
+# (+58,600 B raw, +44,400 B xz, docs/router-builds.md), rounded up.
+STANDALONE_MAX_BYTES=1260000
+STANDALONE_MAX_XZ_BYTES=495000
 
 # qemu-user, file and xz from Debian.
 need_pkgs=()
@@ -75,11 +77,11 @@ DIST_DIR="$pkg" ROUTER_NO_DEFAULT_FEATURES=1 ROUTER_FEATURES=tls scripts/build-r
 echo "   built after $(elapsed)"
 
 # Size budget, on both mipsel builds.
-echo "== scripts/size-report.sh (package build: 1,225,000 B / 450,000 B; target 1,200,000 B raw)"
-MIPSEL_MAX_BYTES=1225000 MIPSEL_MAX_XZ_BYTES=450000 scripts/size-report.sh "$pkg"
+echo "== scripts/size-report.sh (package build: 1,200,000 B / 450,000 B)"
+scripts/size-report.sh "$pkg"
 if [ -e "$dist/aliddns-$pkg_target" ]; then
-	echo "== scripts/size-report.sh (standalone build, embedded roots: 1,300,000 B / 500,000 B)"
-	MIPSEL_MAX_BYTES=1300000 MIPSEL_MAX_XZ_BYTES=500000 scripts/size-report.sh "$dist"
+	echo "== scripts/size-report.sh (standalone build, embedded roots: $STANDALONE_MAX_BYTES B / $STANDALONE_MAX_XZ_BYTES B)"
+	MIPSEL_MAX_BYTES=$STANDALONE_MAX_BYTES MIPSEL_MAX_XZ_BYTES=$STANDALONE_MAX_XZ_BYTES scripts/size-report.sh "$dist"
 fi
 
 # Integration tests against each emulated binary.
