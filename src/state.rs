@@ -192,7 +192,14 @@ impl State {
         }
         let tmp = tmp_path(path);
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            let mut f = match create_tmp(&tmp) {
+                // Left by an earlier process with our PID: ours to replace.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&tmp)?;
+                    create_tmp(&tmp)?
+                }
+                r => r?,
+            };
             f.write_all(self.to_json().as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
@@ -245,6 +252,14 @@ fn discard(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(0)).map_err(|_| e),
     }
+}
+
+/// Creates the temporary file of a save, never opening what is already there: in a
+/// shared directory (a `state_file` under /tmp), a symlink planted at the name
+/// would otherwise have root truncate and write the file it points to.
+fn create_tmp(tmp: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(tmp)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -596,6 +611,21 @@ mod tests {
         drop(first);
         assert_eq!(waiter.join().unwrap(), Ok(true));
         assert!(Lock::acquire(&p, Duration::ZERO).unwrap().is_some(), "and the queue is free again");
+    }
+
+    #[test]
+    fn a_save_never_writes_through_a_planted_symlink() {
+        let d = tmpdir("symlink");
+        let p = d.0.join("state");
+        let victim = d.0.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, tmp_path(&p)).unwrap();
+        let mut s = State::default();
+        s.entries.insert(key("www.example.com", "A", "default"), entry("203.0.113.7", 1000));
+        s.save(&p).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(State::load(&p), s);
+        assert!(fs::symlink_metadata(tmp_path(&p)).is_err(), "the planted link is gone, not followed");
     }
 
     #[test]
