@@ -32,6 +32,26 @@ mod tls;
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
+/// musl's `pthread_setname_np` names another thread by writing /proc/self/task/TID/comm, a
+/// path it formats with `snprintf`: that alone links all of printf (~12 KB on mipsel). std only
+/// ever names the calling thread (httpd's workers, each from inside itself), which is one
+/// `prctl(PR_SET_NAME)`; so the static builds define the function, and musl's is not linked.
+#[cfg(target_env = "musl")]
+#[unsafe(no_mangle)]
+extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *const libc::c_char) -> libc::c_int {
+    // SAFETY: pthread_self and pthread_equal have no preconditions; prctl(PR_SET_NAME) reads
+    // at most 16 bytes of the NUL-terminated name its caller (std) passes.
+    unsafe {
+        if libc::pthread_equal(thread, libc::pthread_self()) == 0 {
+            return libc::ENOSYS;
+        }
+        if libc::prctl(libc::PR_SET_NAME, name as libc::c_ulong) == 0 {
+            return 0;
+        }
+    }
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)
+}
+
 fn main() {
     let code = cli::main(std::env::args_os().skip(1).collect());
     std::process::exit(code);
