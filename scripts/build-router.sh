@@ -53,14 +53,16 @@
 #                                  message formatting linked in (-94 KB on mipsel).
 #   -Z location-detail=none        panic messages without file:line (-40 KB).
 #   -Z fmt-debug=none              every {:?} formats to nothing and derived Debug is empty
-#                                  (-27 KB against shallow). Given as a profile rustflag
+#                                  (-23 KB against shallow). Given as a profile rustflag
 #                                  (-Z profile-rustflags), not in RUSTFLAGS, so that one crate
 #                                  can differ: ureq-proto writes the request line's HTTP version
 #                                  with {:?} ("GET / HTTP/1.1"), so it is built with shallow
 #                                  (derived Debug prints the variant name, hand-written Debug is
-#                                  unchanged). Error texts users see never rely on {:?}:
-#                                  src/tls.rs words TLS and certificate failures itself, and
-#                                  tests/errors.rs checks the common failures read non-empty.
+#                                  unchanged). Error texts users see do not rely on {:?}:
+#                                  src/tls.rs words TLS and certificate failures itself (only
+#                                  the names a mismatched certificate is for, from webpki's {:?},
+#                                  are left out), and tests/errors.rs checks that the common
+#                                  failures name their cause.
 #   -C link-arg=-Os                zig cc builds the libc parts it links (musl, its own C
 #                                  library code, compiler-rt) for the link's -O mode, which is
 #                                  Debug without a flag; -Os builds them for size (-15 KB).
