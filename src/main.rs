@@ -12,6 +12,7 @@ mod error;
 mod goedge;
 mod http;
 mod httpd;
+mod json;
 mod log;
 mod serve;
 mod sign;

@@ -12,8 +12,8 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::goedge::{self, Action, DEFAULT_ROUTE, Fail, GoRecord, fail, record_field, rr_of, str_field, token_for};
 use crate::httpd::{self, Handler, Limits, Request, Response, Service};
+use crate::json::{self, Object, Value};
 use crate::log;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -304,8 +304,7 @@ impl<U: Upstream> App<U> {
 
     fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
         self.admit_head(req)?;
-        let body: Value =
-            serde_json::from_slice(&req.body).map_err(|e| fail(400, format!("body is not valid JSON: {e}")))?;
+        let body = json::parse_bytes(&req.body).ok_or_else(|| fail(400, "body is not valid JSON"))?;
         let Value::Object(obj) = &body else {
             return Err(fail(400, "body must be a JSON object"));
         };
@@ -362,7 +361,7 @@ impl<U: Upstream> App<U> {
         Ok(())
     }
 
-    fn domain_of(&self, obj: &serde_json::Map<String, Value>) -> std::result::Result<String, Fail> {
+    fn domain_of(&self, obj: &Object) -> std::result::Result<String, Fail> {
         let raw = match obj.get("domain") {
             Some(Value::String(s)) => s,
             Some(Value::Null) | None => return Err(fail(400, "domain is missing")),
@@ -390,7 +389,11 @@ impl<U: Upstream> App<U> {
                 names.push(n);
             }
         }
-        Ok(Response::new(200, JSON, serde_json::to_vec(&Value::from(names)).unwrap_or_else(|_| b"null".to_vec())))
+        Ok(Response::new(
+            200,
+            JSON,
+            json::to_string(&Value::Array(names.into_iter().map(Value::String).collect())).into_bytes(),
+        ))
     }
 
     fn get_records(&self, domain: &str) -> Answer {
@@ -408,7 +411,7 @@ impl<U: Upstream> App<U> {
         Ok(Response::new(200, JSON, body.to_vec()))
     }
 
-    fn query(&self, domain: &str, obj: &serde_json::Map<String, Value>, one: bool) -> Answer {
+    fn query(&self, domain: &str, obj: &Object, one: bool) -> Answer {
         let name = str_field(obj, "name")?;
         let rtype = str_field(obj, "recordType")?.to_ascii_uppercase();
         let rr = rr_of(&name);
@@ -476,7 +479,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn add_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn add_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let r = record_field(obj, "newRecord")?;
         r.check_writable()?;
         let spec = self.spec_for(domain, &r, None);
@@ -509,7 +512,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn update_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn update_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let old = record_field(obj, "record")?;
         let new = record_field(obj, "newRecord")?;
         if old.id.is_empty() {
@@ -536,7 +539,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn delete_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn delete_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let r = record_field(obj, "record")?;
         if r.id.is_empty() {
             return Err(fail(400, "record.id is missing"));
@@ -898,7 +901,7 @@ mod tests {
         let a = app(&[], fake);
         let r = a.handle(&req(r#"{"action":"GetRecords","domain":"example.com"}"#));
         assert_eq!(r.status, 200);
-        let v: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v.len(), 5);
         assert_eq!(
             text(&r).split("},{").next().unwrap(),
@@ -910,13 +913,13 @@ mod tests {
         assert_eq!(v[3]["route"], "telecom");
         assert_eq!(v[4]["value"], "a \"quoted\" <txt>");
         let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"www","recordType":"CNAME"}"#));
-        assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["id"], "2");
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"], "2");
         let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"nope","recordType":"CNAME"}"#));
         assert_eq!((r.status, text(&r).as_str()), (200, "null"));
         let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"nope","recordType":"TXT"}"#));
         assert_eq!((r.status, text(&r).as_str()), (200, "[]"));
         let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"","recordType":"A"}"#));
-        assert_eq!(serde_json::from_slice::<Vec<Value>>(&r.body).unwrap().len(), 1);
+        assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).unwrap().len(), 1);
     }
 
     #[test]

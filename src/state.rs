@@ -3,8 +3,8 @@
 //! (temp file, fsync, rename), and guarded by a lock so cron and hotplug runs
 //! never interleave. A corrupt or unreadable file is a warning, never fatal.
 
+use crate::json::{self, Object, Value, ValueExt, object};
 use crate::log;
-use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -126,8 +126,8 @@ impl State {
     }
 
     fn parse(text: &str) -> Option<State> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let version = v.get("version").and_then(Value::as_u64).unwrap_or(1);
+        let v: Value = json::parse(text)?;
+        let version = v.get("version").and_then(ValueExt::as_u64).unwrap_or(1);
         let records = v.get("records")?.as_object()?;
         let mut entries = BTreeMap::new();
         for (k, e) in records {
@@ -139,7 +139,7 @@ impl State {
                     Some(_) => None,
                 }
             };
-            let time = |name: &str| e.get(name).and_then(Value::as_i64);
+            let time = |name: &str| e.get(name).and_then(ValueExt::as_i64);
             let entry = if version < 2 {
                 // Version 1 wrote an entry even for a missing record (with an empty
                 // RecordId): such an entry never proves a value is published.
@@ -172,15 +172,15 @@ impl State {
     }
 
     fn to_json(&self) -> String {
-        let mut records = Map::new();
+        let mut records = Object::new();
         for (k, e) in &self.entries {
             records.insert(
                 k.clone(),
-                json!({"value": e.value, "record_id": e.record_id, "checked_at": e.checked_at,
+                object!({"value": e.value, "record_id": e.record_id, "checked_at": e.checked_at,
                        "changed_at": e.changed_at, "result": e.result.as_str(), "error": e.error}),
             );
         }
-        let mut s = json!({"version": VERSION, "records": records}).to_string();
+        let mut s = json::to_string(&object!({"version": VERSION, "records" => Value::Object(records)}));
         s.push('\n');
         s
     }
