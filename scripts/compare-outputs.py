@@ -45,6 +45,8 @@ REQUESTS = [
     "[1]",
     b'{"a":"\xff"}',
     '{"action":1}',
+    '{"action":"GetDomains","x":' + "[" * 126 + "]" * 126 + "}",
+    '{"action":"GetDomains","x":' + "[" * 127 + "]" * 127 + "}",
     '{"action":"UpdateRecord","domain":"example.com","record":{"id":"x"},'
     '"newRecord":{"type":"A","value":"192.0.2.4","ttl":"600"}}',
     '{"action":"AddRecord","domain":"example.com","newRecord":{"name":"add","type":"TXT",'
@@ -124,6 +126,7 @@ def outputs(binary, runner, echo_url, tmp):
                 time.sleep(0.1)
         for body in REQUESTS:
             shown = body if isinstance(body, str) else repr(body)
+            shown = re.sub(r"(\[+)(\]+)", lambda m: f"[*{len(m.group(1))} ]*{len(m.group(2))}", shown)
             out[f"serve {shown}"] = post(port, body)
         return out
     finally:

@@ -855,6 +855,13 @@ mod tests {
         ] {
             assert_eq!(a.handle(&req(body)).status, 400, "{body}");
         }
+        // Nesting as deep as a body may be is refused before it is built (the parser
+        // has no limit of its own); within json::MAX_DEPTH a body is read as usual.
+        let deep = format!("{}{}", "[".repeat(16 * 1024), "]".repeat(16 * 1024));
+        assert_eq!(text(&a.handle(&req(&deep))), "body is not valid JSON\n");
+        let n = crate::json::MAX_DEPTH - 1;
+        let deep = format!(r#"{{"action":"Nope","x":{}1{}}}"#, "{\"a\":".repeat(n), "}".repeat(n));
+        assert_eq!(text(&a.handle(&req(&deep))), "unknown action\n");
         assert!(a.up.calls.lock().unwrap().is_empty());
     }
 
