@@ -67,6 +67,16 @@ pub struct Response {
 /// The largest body accepted; AliDNS pages of 500 records are well below this.
 pub const MAX_BODY: u64 = 8 * 1024 * 1024;
 
+/// Each transport layer's receive buffer (TCP, and TLS above it). The response head
+/// must fit in it (a bigger one fails as "too big", the limit set one byte below);
+/// AliDNS and echo services send under 2 KB of headers. ureq's default, 128 KiB per
+/// buffer and layer, was 512 KiB of a TLS pass's 0.8 MB heap.
+pub const INPUT_BUFFER: usize = 16 * 1024;
+
+/// Each transport layer's send buffer: the request head (a signed AliDNS URL is under
+/// 1 KB) goes out in one piece, so it must fit; the body is empty.
+pub const OUTPUT_BUFFER: usize = 8 * 1024;
+
 /// The cheap part of [`agent`]'s checks, for callers that build their agent late:
 /// TLS compiled in when needed, and a configured `ca_file` that exists.
 pub fn check(opts: &HttpOptions, needs_tls: bool) -> Result<()> {
@@ -99,7 +109,10 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
         .timeout_global(Some(opts.timeout * 3))
         .max_redirects(3)
         .max_idle_connections(4)
-        .max_idle_connections_per_host(2);
+        .max_idle_connections_per_host(2)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER - 1);
     if let Some(f) = opts.family {
         b = b.ip_family(match f {
             Family::V4 => ureq::config::IpFamily::Ipv4Only,
@@ -246,6 +259,47 @@ mod tests {
         let opts = HttpOptions { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() };
         let err = agent(&opts, true).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn transport_buffers_are_small() {
+        // ureq's default is 128 KiB each, per transport layer: 512 KiB of a TLS pass.
+        for tls in [false, cfg!(feature = "tls")] {
+            let a = agent(&HttpOptions::default(), tls).unwrap();
+            assert_eq!(a.config().input_buffer_size(), INPUT_BUFFER);
+            assert_eq!(a.config().output_buffer_size(), OUTPUT_BUFFER);
+            assert_eq!(a.config().max_response_header_size(), INPUT_BUFFER - 1);
+        }
+    }
+
+    /// Answers one request on loopback with `extra` bytes of headers and a body.
+    fn answer_once(extra: usize) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let (mut req, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let pad = "x".repeat(extra);
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nX-Pad: {pad}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+        });
+        url
+    }
+
+    #[test]
+    fn response_heads_fit_the_input_buffer() {
+        let a = agent(&HttpOptions { timeout: Duration::from_secs(5), ..Default::default() }, false).unwrap();
+        let r = post(&a, &answer_once(INPUT_BUFFER / 2)).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+        // A head larger than the buffer is an error, not a hang or a cut header.
+        let err = post(&a, &answer_once(INPUT_BUFFER + 1024)).unwrap_err();
+        assert!(err.to_string().contains("too big"), "{err}");
     }
 
     #[test]
