@@ -11,7 +11,7 @@
 # --setup only installs/checks the tools and builds nothing.
 #
 # Tools (installed when missing): a nightly toolchain with rust-src (rustup),
-# zig (PyPI package `ziglang`), cargo-zigbuild (crates.io, `cargo install --locked`),
+# zig 0.17.1 (PyPI package `ziglang`), cargo-zigbuild (crates.io, `cargo install --locked`),
 # `file`, `sha256sum` and llvm-objcopy (Debian packages file, coreutils, llvm).
 #
 # Environment:
@@ -31,6 +31,7 @@
 #   ROUTER_STD_FEATURES  -Z build-std-features (default: optimize_for_size; "" for none)
 #   ROUTER_RUSTFLAGS     extra rustflags appended to the ones below
 #   ROUTER_NO_INSTALL=1  install nothing; fail when a tool is missing
+#   ROUTER_ZIG_ANY=1     build with whatever zig runs instead of the pinned 0.17.1
 #   DIST_DIR             output directory (default: dist)
 #   CARGO_TARGET_DIR     honoured as usual (default: target)
 #
@@ -77,6 +78,7 @@ set -euo pipefail
 ALL_TARGETS="mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl x86_64-unknown-linux-musl"
 TOOLCHAIN="${ROUTER_TOOLCHAIN:-nightly}"
 CARGO_ZIGBUILD_VERSION="0.24.1" # first release that maps mips*-musl to zig's soft-float musleabi
+ZIG_VERSION="0.17.1"             # PyPI ziglang; see ensure_zig
 EX_UNAVAILABLE_TOOL=75
 DEFAULT_SIZE_RUSTFLAGS="-Z location-detail=none -C force-unwind-tables=no -Z fmt-debug=shallow -C link-arg=-Os
 -C link-arg=-fno-unwind-tables -C link-arg=-fno-asynchronous-unwind-tables -C link-arg=-Wl,--no-eh-frame-hdr"
@@ -171,31 +173,38 @@ ensure_rust() {
 }
 
 # cargo-zigbuild finds zig through $ZIG, `zig` on PATH, or `python3 -m ziglang`.
-zig_works() {
+# zig_version prints the version of the one it would use (nothing when none runs).
+zig_version() {
 	if [ -n "${ZIG:-}" ]; then
 		# shellcheck disable=SC2086 # ZIG may be a command with arguments
-		$ZIG version >/dev/null 2>&1 && return 0
+		$ZIG version 2>/dev/null && return 0
 	fi
-	command -v zig >/dev/null 2>&1 && zig version >/dev/null 2>&1 && return 0
-	command -v python3 >/dev/null 2>&1 && python3 -m ziglang version >/dev/null 2>&1 && return 0
+	command -v zig >/dev/null 2>&1 && zig version 2>/dev/null && return 0
+	command -v python3 >/dev/null 2>&1 && python3 -m ziglang version 2>/dev/null && return 0
 	return 1
 }
 
+# The sizes, the allocator choice and the qemu results were measured with this zig:
+# it supplies musl and the C runtime that every static binary links.
 ensure_zig() {
-	if ! zig_works; then
-		may_install || missing "zig is not installed (ROUTER_NO_INSTALL=1)"
+	local have
+	have="$(zig_version || true)"
+	if [ "$have" != "$ZIG_VERSION" ] && [ "${ROUTER_ZIG_ANY:-0}" != 1 ]; then
+		may_install || missing "zig $ZIG_VERSION is needed, found '${have:-none}' (ROUTER_NO_INSTALL=1; ROUTER_ZIG_ANY=1 takes any zig)"
 		command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip || missing "python3 is needed to install zig from PyPI"
-		say "python3 -m pip install ziglang"
-		python3 -m pip install -q ziglang >&2 ||
-			python3 -m pip install -q --break-system-packages ziglang >&2 ||
-			missing "could not install zig (pip install ziglang)"
-		zig_works || missing "zig was installed but does not run"
+		if [ "$(python3 -m ziglang version 2>/dev/null || true)" != "$ZIG_VERSION" ]; then
+			say "python3 -m pip install ziglang==$ZIG_VERSION${have:+ (found zig $have)}"
+			python3 -m pip install -q "ziglang==$ZIG_VERSION" >&2 ||
+				python3 -m pip install -q --break-system-packages "ziglang==$ZIG_VERSION" >&2 ||
+				missing "could not install zig (pip install ziglang==$ZIG_VERSION)"
+		fi
+		ZIG="python3 -m ziglang"
+		export ZIG
+		have="$(zig_version || true)"
+		[ "$have" = "$ZIG_VERSION" ] || missing "zig $ZIG_VERSION was installed but does not run (found '${have:-none}')"
 	fi
-	if command -v zig >/dev/null 2>&1; then
-		say "zig: $(zig version)"
-	else
-		say "zig: $(python3 -m ziglang version 2>/dev/null || echo "\$ZIG=$ZIG") (python3 -m ziglang)"
-	fi
+	[ -n "$have" ] || missing "zig does not run"
+	say "zig: $have${ZIG:+ (\$ZIG=$ZIG)}"
 }
 
 version_ge() { # $1 >= $2

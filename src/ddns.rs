@@ -112,7 +112,14 @@ impl PassSummary {
 pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSummary {
     let g = &cfg.global;
     let calls_before = client.map_or(0, Client::calls);
-    let _lock = if opts.dry_run { None } else { Lock::acquire(&g.state_file, Duration::from_secs(120)) };
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match Lock::acquire(&g.state_file, PASS_LOCK_WAIT) {
+            Ok(lock) => lock,
+            Err(busy) => return not_run(cfg, busy),
+        }
+    };
     // Loaded even with --force, which only skips the cache check: entries of
     // other records must survive the rewrite.
     let mut disk = Disk { path: &g.state_file, held: State::load(&g.state_file) };
@@ -201,6 +208,33 @@ pub fn pass(cfg: &Config, client: Option<&Client>, opts: PassOptions) -> PassSum
         log::warn(e);
     }
     summary.api_calls = client.map_or(0, Client::calls) - calls_before;
+    summary
+}
+
+/// How long a pass waits for the one before it: far longer than a pass takes, even
+/// over a line that drops some requests, so giving up means the other pass is stuck
+/// (or has been retrying a dead line for a quarter of an hour), never a race.
+pub const PASS_LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The summary of a pass that did not run. Queued behind another pass, it has
+/// nothing to report; given up on a stuck one, every record failed (exit status 1,
+/// and `run` tries again sooner).
+fn not_run(cfg: &Config, busy: state::Busy) -> PassSummary {
+    let mut summary = PassSummary::default();
+    match busy {
+        state::Busy::TimedOut { .. } => {
+            let why = busy.to_string();
+            for rec in &cfg.records {
+                summary.reports.push(RecordReport {
+                    name: rec.fqdn(),
+                    rtype: rec.rtype.as_str(),
+                    value: None,
+                    outcome: Outcome::Failed(Error::Other(why.clone())),
+                });
+            }
+        }
+        state::Busy::Queued | state::Busy::Stopped => log::info(busy.to_string()),
+    }
     summary
 }
 
@@ -493,6 +527,27 @@ mod tests {
             changed_at: None,
             result: LastResult::Unchanged,
             error: None,
+        }
+    }
+
+    #[test]
+    fn a_pass_that_did_not_run_fails_every_record_only_when_it_gave_up() {
+        let text = "[DEFAULT]\naccess_id=i\naccess_key=k\n[www]\ndomain=example.com\nsub_domain=www\n\
+                    [v6]\ndomain=example.com\nsub_domain=v6\ntype=AAAA\n";
+        let doc = crate::config::parse_document(std::path::Path::new("t.conf"), text).unwrap();
+        let cfg = Config::from_document(&doc).unwrap();
+        let busy = state::Busy::TimedOut { lock: "/var/run/aliddns/state.lock".into(), waited: PASS_LOCK_WAIT };
+        let summary = not_run(&cfg, busy);
+        let lines: Vec<_> = summary.reports.iter().map(RecordReport::line).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("www.example.com A - failed: another aliddns pass has held "), "{}", lines[0]);
+        assert!(lines[1].starts_with("v6.example.com AAAA - failed: "), "{}", lines[1]);
+        assert!(lines[0].contains("/var/run/aliddns/state.lock for 900s"), "{}", lines[0]);
+        assert!(summary.any_failed());
+        // Queued behind a running pass (or stopping): nothing failed, nothing to report.
+        for busy in [state::Busy::Queued, state::Busy::Stopped] {
+            let summary = not_run(&cfg, busy);
+            assert!(summary.reports.is_empty() && !summary.any_failed());
         }
     }
 

@@ -192,7 +192,14 @@ impl State {
         }
         let tmp = tmp_path(path);
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            let mut f = match create_tmp(&tmp) {
+                // Left by an earlier process with our PID: ours to replace.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&tmp)?;
+                    create_tmp(&tmp)?
+                }
+                r => r?,
+            };
             f.write_all(self.to_json().as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
@@ -247,6 +254,14 @@ fn discard(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Creates the temporary file of a save, never opening what is already there: in a
+/// shared directory (a `state_file` under /tmp), a symlink planted at the name
+/// would otherwise have root truncate and write the file it points to.
+fn create_tmp(tmp: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(tmp)
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(format!(".tmp.{}", std::process::id()));
@@ -258,44 +273,116 @@ pub struct Lock {
     _file: File,
 }
 
+/// Why a pass did not run: two passes never run side by side, as both could
+/// change the same record and the later save would claim what the other wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Busy {
+    /// A pass runs and another already waits to start after it: that one reads the
+    /// addresses after this trigger, so it serves this trigger too.
+    Queued,
+    /// The running pass held the lock for the whole wait: it is stuck.
+    TimedOut { lock: PathBuf, waited: Duration },
+    /// SIGTERM or SIGINT arrived while waiting.
+    Stopped,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Busy::Queued => f.write_str(
+                "another aliddns pass is running and one more is queued after it; that one serves this trigger",
+            ),
+            Busy::TimedOut { lock, waited } => write!(
+                f,
+                "another aliddns pass has held {} for {}s; this pass did not run rather than race it",
+                lock.display(),
+                waited.as_secs()
+            ),
+            Busy::Stopped => f.write_str("stopping while waiting for another aliddns pass"),
+        }
+    }
+}
+
 impl Lock {
-    /// Takes the lock beside the state file, waiting up to `wait` for another
-    /// run to finish. None (with a warning) when locking is impossible, e.g. a
-    /// read-only directory: the pass then runs unlocked rather than not at all.
-    pub fn acquire(state_path: &Path, wait: Duration) -> Option<Lock> {
+    /// Takes the lock beside the state file (`STATE.lock`). When a pass holds it, at
+    /// most one more waits for it, up to `wait`, holding `STATE.queue` meanwhile; any
+    /// further pass finds the queue taken and ends at once ([`Busy::Queued`]). So a
+    /// burst of cron and hotplug triggers costs one extra pass, not a pile of
+    /// waiting processes, and the queued pass starts after every one of them.
+    /// Ok(None) (with a warning) when locking is impossible, e.g. a read-only
+    /// directory: the pass then runs unlocked rather than not at all.
+    pub fn acquire(state_path: &Path, wait: Duration) -> Result<Option<Lock>, Busy> {
         let path = sibling(state_path, ".lock");
-        let file = match open_lock_file(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn(format!("cannot open lock file {}: {e}; running without a lock", path.display()));
-                return None;
+        let Some(file) = lock_file(&path) else { return Ok(None) };
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(Lock::holding(file, state_path))),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => {
+                log::warn(format!("cannot lock {}: {e}; running without a lock", path.display()));
+                return Ok(None);
             }
-        };
+        }
+        // Held until this pass has the lock (dropped on return): while it is held,
+        // later passes know that one is queued and starts after them.
+        let queue = lock_file(&sibling(state_path, ".queue"));
+        if let Some(q) = &queue
+            && matches!(q.try_lock(), Err(fs::TryLockError::WouldBlock))
+        {
+            return Err(Busy::Queued);
+        }
+        log::info("another aliddns pass is running; this one starts when it ends");
         let start = Instant::now();
-        let mut announced = false;
         loop {
+            std::thread::sleep(Duration::from_millis(50));
             match file.try_lock() {
-                Ok(()) => return Some(Lock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) => {
-                    if !announced {
-                        log::info("another aliddns pass is running; waiting for it to finish");
-                        announced = true;
-                    }
-                    if start.elapsed() >= wait {
-                        log::warn(format!(
-                            "lock {} still held after {}s; running without it",
-                            path.display(),
-                            wait.as_secs()
-                        ));
-                        return None;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
+                Ok(()) => return Ok(Some(Lock::holding(file, state_path))),
+                Err(fs::TryLockError::WouldBlock) if crate::signal::stop_requested() => return Err(Busy::Stopped),
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() >= wait => {
+                    return Err(Busy::TimedOut { lock: path, waited: start.elapsed() });
                 }
+                Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(e)) => {
                     log::warn(format!("cannot lock {}: {e}; running without a lock", path.display()));
-                    return None;
+                    return Ok(None);
                 }
             }
+        }
+    }
+
+    /// The lock is ours: no other pass writes the state file now, so a temporary
+    /// file beside it was left by a pass that died mid-save (power cut, kill -9).
+    fn holding(file: File, state_path: &Path) -> Lock {
+        remove_stale_tmp(state_path);
+        Lock { _file: file }
+    }
+}
+
+/// Opens a lock file, or warns that the pass runs without it.
+fn lock_file(path: &Path) -> Option<File> {
+    match open_lock_file(path) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            log::warn(format!("cannot open lock file {}: {e}; running without a lock", path.display()));
+            None
+        }
+    }
+}
+
+/// Removes `STATE.tmp.PID` files that a save interrupted before its rename left.
+fn remove_stale_tmp(state_path: &Path) {
+    let Some(name) = state_path.file_name().and_then(|n| n.to_str()) else { return };
+    let prefix = format!("{name}.tmp.");
+    let dir = match state_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix).is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
+            log::info(format!("removed {}, left by an interrupted save", entry.path().display()));
         }
     }
 }
@@ -499,15 +586,61 @@ mod tests {
     }
 
     #[test]
-    fn lock_excludes_a_second_holder() {
+    fn a_second_pass_waits_a_third_is_served_by_it_and_none_runs_unlocked() {
         let d = tmpdir("lock");
         let p = d.0.join("state");
-        let first = Lock::acquire(&p, Duration::from_secs(1));
+        let first = Lock::acquire(&p, Duration::from_secs(1)).unwrap();
         assert!(first.is_some());
-        let second = Lock::acquire(&p, Duration::from_millis(200));
-        assert!(second.is_none(), "the lock must be held");
+        // Alone in the queue, the second waits, then gives up: it never runs unlocked.
+        match Lock::acquire(&p, Duration::from_millis(200)) {
+            Err(Busy::TimedOut { lock, waited }) => {
+                assert_eq!(lock, d.0.join("state.lock"));
+                assert!(waited >= Duration::from_millis(200));
+            }
+            other => panic!("expected a timeout, got {:?}", other.map(|l| l.is_some())),
+        }
+        // While a second waits (it holds the queue), a third has nothing to wait for.
+        let queue = open_lock_file(&d.0.join("state.queue")).unwrap();
+        queue.try_lock().unwrap();
+        assert!(matches!(Lock::acquire(&p, Duration::from_secs(30)), Err(Busy::Queued)));
+        drop(queue);
+        // The queued pass runs as soon as the running one ends.
+        let p2 = p.clone();
+        let waiter = std::thread::spawn(move || Lock::acquire(&p2, Duration::from_secs(30)).map(|l| l.is_some()));
+        std::thread::sleep(Duration::from_millis(100));
         drop(first);
-        assert!(Lock::acquire(&p, Duration::from_millis(200)).is_some());
+        assert_eq!(waiter.join().unwrap(), Ok(true));
+        assert!(Lock::acquire(&p, Duration::ZERO).unwrap().is_some(), "and the queue is free again");
+    }
+
+    #[test]
+    fn a_save_never_writes_through_a_planted_symlink() {
+        let d = tmpdir("symlink");
+        let p = d.0.join("state");
+        let victim = d.0.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, tmp_path(&p)).unwrap();
+        let mut s = State::default();
+        s.entries.insert(key("www.example.com", "A", "default"), entry("203.0.113.7", 1000));
+        s.save(&p).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(State::load(&p), s);
+        assert!(fs::symlink_metadata(tmp_path(&p)).is_err(), "the planted link is gone, not followed");
+    }
+
+    #[test]
+    fn the_lock_holder_removes_what_an_interrupted_save_left() {
+        let d = tmpdir("stale");
+        let p = d.0.join("state");
+        for name in ["state.tmp.4242", "state.tmp.", "state.tmp.x1", "other.tmp.7", "state"] {
+            fs::write(d.0.join(name), "{}").unwrap();
+        }
+        let lock = Lock::acquire(&p, Duration::from_secs(1)).unwrap();
+        assert!(lock.is_some());
+        let mut left: Vec<_> =
+            fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["other.tmp.7", "state", "state.lock", "state.tmp.", "state.tmp.x1"]);
     }
 
     #[test]
@@ -516,7 +649,7 @@ mod tests {
         let p = d.0.join("state");
         assert!(!daemon_running(&p));
         let pass = Lock::acquire(&p, Duration::from_secs(1));
-        assert!(pass.is_some());
+        assert!(matches!(pass, Ok(Some(_))));
         assert!(!daemon_running(&p), "a pass is not a daemon");
         let daemon = DaemonLock::acquire(&p);
         assert!(daemon.is_some());

@@ -6,7 +6,7 @@ mod common;
 use alidns_sim::{Fault, Sim};
 use common::{Echo, TempDir, aliddns, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const PROC_ROUTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc-router");
 
@@ -241,6 +241,39 @@ fn two_concurrent_runs_leave_no_duplicate() {
     assert!(b.status.success(), "{}", err(&b));
     assert_eq!(env.value_of("example.com", "www", "A"), vec!["203.0.113.7"]);
     assert_eq!(env.sim.count("AddDomainRecord"), 1, "the second run waits and finds it current");
+}
+
+#[test]
+fn a_burst_of_triggers_costs_one_queued_pass_and_none_runs_unlocked() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new(WWW_A);
+    env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
+    // A pass died mid-save here once; the next lock holder clears what it left.
+    std::fs::write(env.dir.join("state.tmp.999999"), "{").unwrap();
+    // This test is the running pass: it holds the pass lock.
+    let running = std::fs::File::create(env.dir.join("state.lock")).unwrap();
+    running.lock().unwrap();
+    let mut queued = env.cmd(&["update"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut queued_err = BufReader::new(queued.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("this one starts when it ends") {
+        assert!(queued_err.read_line(&mut seen).unwrap() > 0, "the second pass did not queue: {seen}");
+    }
+    // Every further trigger ends at once: the queued pass reads the address after it.
+    for _ in 0..3 {
+        let o = env.run(&["update"]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        assert_eq!(out(&o), "", "it reports no record");
+        assert!(err(&o).contains("one more is queued after it"), "{}", err(&o));
+    }
+    assert_eq!(env.sim.count("*"), 0, "nothing ran beside the running pass");
+    assert!(env.dir.join("state.tmp.999999").exists(), "only the lock holder clears it");
+    drop(running);
+    let o = queued.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
+    assert_eq!(env.sim.count("UpdateDomainRecord"), 1);
+    assert!(!env.dir.join("state.tmp.999999").exists());
 }
 
 #[test]
