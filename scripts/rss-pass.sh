@@ -3,7 +3,11 @@
 # HTTPS to the local AliDNS simulator, for a pass that changes every record, one
 # where nothing changed (state file fresh: no API call) and a forced one (every
 # record checked with AliDNS). Measured by examples/rss_pass.rs (fork, exec,
-# wait4's ru_maxrss) whose own floor is printed too. Loopback only, bounded runs.
+# wait4's ru_maxrss) whose own floor is printed too, and read exactly from
+# /proc/PID/status as the pass exits: VmHWM, and its split into anonymous memory
+# (heap, stacks, data: what aliddns allocates) and the executable's pages mapped
+# from the page cache (ru_maxrss can read up to 128 KB per CPU low on Linux 6.2+,
+# see examples/rss_pass.rs). Loopback only, bounded runs.
 #
 #   scripts/rss-pass.sh [RUNS]    (default 5 runs per case; the median is printed)
 #
@@ -77,20 +81,26 @@ write_conf() { # $1 = number of records
 	chmod 600 "$work/conf"
 }
 
-measure() { # prints the peak RSS in KB; fails when aliddns did
-	local kb code
-	read -r kb code < <("$rss" -- "$bin" -c "$work/conf" update "$@")
+measure() { # prints "maxrss hwm anon file" in KB; fails when aliddns did
+	local kb code hwm anon file
+	read -r kb code hwm anon file < <("$rss" -- "$bin" -c "$work/conf" update "$@")
 	if [ "$code" != 0 ]; then
 		echo "rss-pass: aliddns update $* exited $code" >&2
 		exit 1
 	fi
-	echo "$kb"
+	echo "$kb $hwm $anon $file"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# "| maxrss | hwm | anon | file |" of the runs given as arguments: each column's median
+cells() {
+	local col out=""
+	for col in 1 2 3 4; do out+=" $(printf '%s\n' "$@" | cut -d' ' -f$col | median) |"; done
+	echo "$out"
+}
 
 floor=$(for _ in $(seq 1 "$runs"); do "$rss" --floor | cut -d' ' -f1; done | median)
-printf '| records | pass | peak RSS (KB) |\n| ---: | --- | ---: |\n'
+printf '| records | pass | ru_maxrss (KB) | VmHWM (KB) | anon (KB) | file (KB) |\n| ---: | --- | ---: | ---: | ---: | ---: |\n'
 for n in 1 20; do
 	c=() u=() f=()
 	for _ in $(seq 1 "$runs"); do
@@ -101,9 +111,9 @@ for n in 1 20; do
 		u+=("$(measure)")
 		f+=("$(measure --force)")
 	done
-	printf '| %s | changed (every record updated) | %s |\n' "$n" "$(printf '%s\n' "${c[@]}" | median)"
-	printf '| %s | unchanged (state file fresh, no API call) | %s |\n' "$n" "$(printf '%s\n' "${u[@]}" | median)"
-	printf "| %s | unchanged, \`--force\` (every record checked) | %s |\n" "$n" "$(printf '%s\n' "${f[@]}" | median)"
+	printf '| %s | changed (every record updated) |%s\n' "$n" "$(cells "${c[@]}")"
+	printf '| %s | unchanged (state file fresh, no API call) |%s\n' "$n" "$(cells "${u[@]}")"
+	printf "| %s | unchanged, \`--force\` (every record checked) |%s\n" "$n" "$(cells "${f[@]}")"
 done
 echo
 echo "(median of $runs runs; $bin, $(stat -c %s "$bin") bytes, $("$bin" --version | tr '\n' ' ');"
