@@ -345,11 +345,18 @@ mod tests {
 
     #[test]
     fn silent_server_is_a_timeout() {
-        // The kernel completes the handshake from the backlog; nobody ever answers.
+        // The kernel completes the handshake from the backlog; nobody ever answers:
+        // neither the HTTP answer nor, over https://, the TLS handshake may wait forever.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", silent.local_addr().unwrap());
-        let a = agent(&HttpOptions { timeout: Duration::from_millis(200), ..Default::default() }, false).unwrap();
-        let err = post(&a, &url).unwrap_err();
-        assert!(matches!(err, Error::Network { timed_out: true, transient: true, .. }), "{err}");
+        let ca = Some(format!("{}/tests/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR")).into());
+        for (scheme, tls) in [("http", false), ("https", true)] {
+            if tls && !cfg!(feature = "tls") {
+                continue;
+            }
+            let url = format!("{scheme}://{}/", silent.local_addr().unwrap());
+            let opts = HttpOptions { timeout: Duration::from_millis(200), ca_file: ca.clone(), family: None };
+            let err = post(&agent(&opts, tls).unwrap(), &url).unwrap_err();
+            assert!(matches!(err, Error::Network { timed_out: true, transient: true, .. }), "{scheme}: {err}");
+        }
     }
 }

@@ -65,6 +65,8 @@ impl<In: Transport> Connector<In> for Tls {
         }
         let name = server_name(details.uri.host().unwrap_or_default())?;
         let conn = ClientConnection::new(self.0.clone(), name).map_err(std::io::Error::other)?;
+        // The handshake is bounded by what is left of the connect timeout, counted from
+        // here (ureq's own layer counts from the TCP connect, through a crate-private call).
         let mut sock = TransportAdapter::new(tcp.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         let mut stream = StreamOwned::new(conn, sock);
