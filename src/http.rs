@@ -128,8 +128,6 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
 
 /// The roots to trust, in order: `ca_file`, `SSL_CERT_FILE`, the system bundles, the
 /// embedded roots; then the rustls configuration over them.
-/// The roots to trust, in order: `ca_file`, `SSL_CERT_FILE`, the system bundles, the
-/// embedded roots; then the rustls configuration over them.
 #[cfg(feature = "tls")]
 fn tls_config(ca_file: Option<&Path>) -> Result<std::sync::Arc<rustls::ClientConfig>> {
     let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
