@@ -45,7 +45,8 @@ start_sim() { # $1 = number of records, seeded with an old value
   local waited=0 limit=$((${SIM_START_TIMEOUT:-60} * 20))
   endpoint=""
   while [ -z "$endpoint" ]; do
-    endpoint=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null)
+    # (no file yet until the background shell has opened it: sed fails, not the script)
+    endpoint=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null || true)
     [ -n "$endpoint" ] && break
     if ! kill -0 "$simpid" 2>/dev/null; then
       echo "error: the simulator ($sim) exited before listening:" >&2

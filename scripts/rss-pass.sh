@@ -3,7 +3,11 @@
 # HTTPS to the local AliDNS simulator, for a pass that changes every record, one
 # where nothing changed (state file fresh: no API call) and a forced one (every
 # record checked with AliDNS). Measured by examples/rss_pass.rs (fork, exec,
-# wait4's ru_maxrss) whose own floor is printed too. Loopback only, bounded runs.
+# wait4's ru_maxrss) whose own floor is printed too, and read exactly from
+# /proc/PID/status as the pass exits: VmHWM, and its split into anonymous memory
+# (heap, stacks, data: what aliddns allocates) and the executable's pages mapped
+# from the page cache (ru_maxrss can read up to 128 KB per CPU low on Linux 6.2+,
+# see examples/rss_pass.rs). Loopback only, bounded runs.
 #
 #   scripts/rss-pass.sh [RUNS]    (default 5 runs per case; the median is printed)
 #
@@ -53,14 +57,17 @@ start_sim() { # $1 = number of records, seeded with an old value
 	local pair="tests/fixtures/server.pem,tests/fixtures/server.key"
 	local args=(--tls "$pair" --domain example.com)
 	for i in $(seq 1 "$1"); do args+=(--record "example.com,host$i,AAAA,240e:38a:6c1b:2e00::$i"); done
+	rm -f "$work/sim.out" # the previous simulator's line names a closed port
 	"$sim" "${args[@]}" >"$work/sim.out" 2>"$work/sim.err" &
 	simpid=$!
-	for _ in $(seq 1 100); do
+	# Up to 60 s on a loaded machine; without a "listening on" line, say so and stop.
+	for _ in $(seq 1 1200); do
 		grep -q listening "$work/sim.out" 2>/dev/null && break
 		sleep 0.05
 	done
-	endpoint=$(sed -n 's/^listening on //p' "$work/sim.out")
+	endpoint=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null || true)
 	[ -n "$endpoint" ] || {
+		echo "rss-pass: the simulator did not start; its stderr:" >&2
 		cat "$work/sim.err" >&2
 		exit 1
 	}
@@ -77,20 +84,26 @@ write_conf() { # $1 = number of records
 	chmod 600 "$work/conf"
 }
 
-measure() { # prints the peak RSS in KB; fails when aliddns did
-	local kb code
-	read -r kb code < <("$rss" -- "$bin" -c "$work/conf" update "$@")
+measure() { # prints "maxrss hwm anon file" in KB; fails when aliddns did
+	local kb code hwm anon file
+	read -r kb code hwm anon file < <("$rss" -- "$bin" -c "$work/conf" update "$@")
 	if [ "$code" != 0 ]; then
 		echo "rss-pass: aliddns update $* exited $code" >&2
 		exit 1
 	fi
-	echo "$kb"
+	echo "$kb $hwm $anon $file"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# "| maxrss | hwm | anon | file |" of the runs given as arguments: each column's median
+cells() {
+	local col out=""
+	for col in 1 2 3 4; do out+=" $(printf '%s\n' "$@" | cut -d' ' -f$col | median) |"; done
+	echo "$out"
+}
 
 floor=$(for _ in $(seq 1 "$runs"); do "$rss" --floor | cut -d' ' -f1; done | median)
-printf '| records | pass | peak RSS (KB) |\n| ---: | --- | ---: |\n'
+printf '| records | pass | ru_maxrss (KB) | VmHWM (KB) | anon (KB) | file (KB) |\n| ---: | --- | ---: | ---: | ---: | ---: |\n'
 for n in 1 20; do
 	c=() u=() f=()
 	for _ in $(seq 1 "$runs"); do
@@ -101,9 +114,9 @@ for n in 1 20; do
 		u+=("$(measure)")
 		f+=("$(measure --force)")
 	done
-	printf '| %s | changed (every record updated) | %s |\n' "$n" "$(printf '%s\n' "${c[@]}" | median)"
-	printf '| %s | unchanged (state file fresh, no API call) | %s |\n' "$n" "$(printf '%s\n' "${u[@]}" | median)"
-	printf "| %s | unchanged, \`--force\` (every record checked) | %s |\n" "$n" "$(printf '%s\n' "${f[@]}" | median)"
+	printf '| %s | changed (every record updated) |%s\n' "$n" "$(cells "${c[@]}")"
+	printf '| %s | unchanged (state file fresh, no API call) |%s\n' "$n" "$(cells "${u[@]}")"
+	printf "| %s | unchanged, \`--force\` (every record checked) |%s\n" "$n" "$(cells "${f[@]}")"
 done
 echo
 echo "(median of $runs runs; $bin, $(stat -c %s "$bin") bytes, $("$bin" --version | tr '\n' ' ');"

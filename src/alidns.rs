@@ -7,9 +7,9 @@ use crate::clock::Clock;
 use crate::config::{Global, Secret};
 use crate::error::{ApiError, Error, Result};
 use crate::http::{self, HttpOptions};
+use crate::json::{self, Number, Value, ValueExt};
 use crate::log;
 use crate::sign;
-use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -360,7 +360,7 @@ impl Client {
             }
         };
         let resp = http::post(agent, &url)?;
-        let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
+        let parsed: Option<Value> = json::parse(&resp.body);
         log::debug(format!(
             "<- {action} HTTP {} in {} ms{}",
             resp.status,
@@ -368,7 +368,7 @@ impl Client {
             parsed
                 .as_ref()
                 .and_then(|v| v.get("RequestId"))
-                .and_then(Value::as_str)
+                .and_then(ValueExt::as_str)
                 .map(|r| format!(" RequestId {r}"))
                 .unwrap_or_default()
         ));
@@ -559,7 +559,7 @@ impl Client {
         let mut available: Vec<u32> = list(&v, "AvailableTtls", "AvailableTtl")
             .into_iter()
             .filter_map(|t| match t {
-                Value::Number(n) => n.as_u64(),
+                Value::Number(_) => t.as_u64(),
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             })
@@ -665,7 +665,9 @@ fn string(v: &Value, key: &str) -> String {
 /// A field as a number, whether sent as a number or a numeric string.
 fn num(v: &Value, key: &str) -> Option<i64> {
     match v.get(key)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(Number::I64(n)) => Some(*n),
+        Value::Number(Number::U64(n)) => Some(i64::try_from(*n).unwrap_or(i64::MAX)),
+        Value::Number(Number::F64(f)) => Some(*f as i64),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -713,11 +715,15 @@ fn record(r: &Value) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// A JSON value from its text, as the wire would bring it.
+    fn j(text: &str) -> Value {
+        json::parse(text).unwrap()
+    }
 
     #[test]
     fn decodes_doc_example_records() {
-        let v: Value = serde_json::from_str(r#"{"PageNumber":1,"TotalCount":2,"PageSize":2,"RequestId":"536E9CAD",
+        let v: Value = json::parse(r#"{"PageNumber":1,"TotalCount":2,"PageSize":2,"RequestId":"536E9CAD",
  "DomainRecords":{"Record":[
   {"RR":"www","Status":"Enable","Value":"mail1.hichina.com","RecordId":"9999985","Type":"MX","DomainName":"example.com","Locked":false,"Line":"default","TTL":600,"Priority":5},
   {"RR":"www","Status":"Enable","Value":"mail2.hichina.com","RecordId":"9999986","Type":"MX","DomainName":"example.com","Locked":false,"Line":"default","TTL":600,"Priority":10}]}}"#).unwrap();
@@ -730,37 +736,39 @@ mod tests {
 
     #[test]
     fn lenient_number_or_string_and_missing_keys() {
-        let r = record(&json!({"RecordId": 42, "TTL": "120", "Locked": "true"}));
+        let r = record(&j(r#"{"RecordId": 42, "TTL": "120", "Locked": "true"}"#));
         assert_eq!(r.id, "42");
         assert_eq!(r.ttl, 120);
         assert!(r.locked);
         assert_eq!(r.line, "default");
         assert_eq!(r.priority, None);
-        let empty = json!({});
+        let empty = j(r#"{}"#);
         assert!(list(&empty, "DomainRecords", "Record").is_empty());
-        let single = json!({"DomainRecords": {"Record": {"RecordId": "1"}}});
+        let single = j(r#"{"DomainRecords": {"Record": {"RecordId": "1"}}}"#);
         assert_eq!(list(&single, "DomainRecords", "Record").len(), 1);
-        assert_eq!(num(&json!({"TotalCount": "7"}), "TotalCount"), Some(7));
+        assert_eq!(num(&j(r#"{"TotalCount": "7"}"#), "TotalCount"), Some(7));
     }
 
     #[test]
     fn error_bodies() {
         let e = api_error(
             400,
-            &json!({"RequestId":"R","Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&A%3Db"}),
+            &j(
+                r#"{"RequestId":"R","Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&A%3Db"}"#,
+            ),
             None,
         );
         assert_eq!(e.code, "SignatureDoesNotMatch");
         assert_eq!(e.message, "Specified signature is not matched with our calculation.");
         assert_eq!(e.server_string_to_sign.as_deref(), Some("POST&%2F&A%3Db"));
         assert_eq!(e.request_id, "R");
-        let e = api_error(503, &json!({"code": "ServiceUnavailable", "message": "busy"}), Some(2));
+        let e = api_error(503, &j(r#"{"code": "ServiceUnavailable", "message": "busy"}"#), Some(2));
         assert_eq!((e.code.as_str(), e.message.as_str(), e.retry_after), ("ServiceUnavailable", "busy", Some(2)));
         assert!(e.retryable());
-        let e = api_error(502, &json!([]), None);
+        let e = api_error(502, &j(r#"[]"#), None);
         assert_eq!(e.code, "HTTP502");
-        assert!(is_error_body(&json!({"Code":"X","Message":"y"})));
-        assert!(!is_error_body(&json!({"RecordId":"1","RequestId":"r"})));
+        assert!(is_error_body(&j(r#"{"Code":"X","Message":"y"}"#)));
+        assert!(!is_error_body(&j(r#"{"RecordId":"1","RequestId":"r"}"#)));
     }
 
     #[test]

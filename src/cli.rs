@@ -5,9 +5,9 @@
 use crate::alidns::{Client, ClientOptions, Credentials, RecordFilter, RecordSpec, UpdateOutcome};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::json::{self, Value, object};
 use crate::log;
 use pico_args::Arguments;
-use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -287,7 +287,7 @@ fn positionals(args: Arguments, want: &[&str]) -> Result<Vec<String>> {
 }
 
 fn print_json(v: &Value) {
-    println!("{v}");
+    println!("{}", json::to_string(v));
 }
 
 fn cmd_domains(ctx: &Ctx, args: Arguments) -> Result<i32> {
@@ -295,7 +295,7 @@ fn cmd_domains(ctx: &Ctx, args: Arguments) -> Result<i32> {
     let domains = ctx.client()?.describe_domains()?;
     if ctx.json {
         print_json(&Value::Array(
-            domains.iter().map(|d| json!({"domain": d.name, "id": d.id, "record_count": d.record_count})).collect(),
+            domains.iter().map(|d| object!({"domain": d.name, "id": d.id, "record_count": d.record_count})).collect(),
         ));
     } else {
         for d in domains {
@@ -312,7 +312,7 @@ fn cmd_lines(ctx: &Ctx, args: Arguments) -> Result<i32> {
         print_json(&Value::Array(
             lines
                 .iter()
-                .map(|l| json!({"code": l.code, "name": l.name, "display_name": l.display_name, "father_code": l.father_code}))
+                .map(|l| object!({"code": l.code, "name": l.name, "display_name": l.display_name, "father_code": l.father_code}))
                 .collect(),
         ));
     } else {
@@ -518,7 +518,7 @@ fn cmd_records(ctx: &Ctx, mut args: Arguments) -> Result<i32> {
                 print_json(&Value::Array(
                     recs.iter()
                         .map(|r| {
-                            json!({"id": r.id, "domain": r.domain, "rr": r.rr, "type": r.rtype, "value": r.value,
+                            object!({"id": r.id, "domain": r.domain, "rr": r.rr, "type": r.rtype, "value": r.value,
                                    "ttl": r.ttl, "line": r.line, "status": r.status, "priority": r.priority,
                                    "locked": r.locked})
                         })

@@ -8,7 +8,7 @@
 
 use crate::alidns::{LineInfo, Record};
 use crate::config::Secret;
-use serde_json::{Map, Value};
+use crate::json::{self, Array, Object, Value, ValueExt, object};
 
 /// The route code of AliDNS's default line, also our `DefaultRoute` answer.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -82,7 +82,7 @@ impl Action {
 /// The body's `action`: missing, null or empty is `GetDomains` (GoEdge omits it
 /// for the domain list); another type is a 400. The name is returned unparsed so
 /// an unknown one can still be logged.
-pub fn action_name(obj: &Map<String, Value>) -> Result<&str, Fail> {
+pub fn action_name(obj: &Object) -> Result<&str, Fail> {
     match obj.get("action") {
         None | Some(Value::Null) => Ok("GetDomains"),
         Some(Value::String(s)) if s.is_empty() => Ok("GetDomains"),
@@ -187,26 +187,26 @@ pub fn records_json<'a>(recs: impl ExactSizeIterator<Item = &'a Record>) -> Stri
 /// The `GetRoutes` answer for these lines: `[{name, code}]`, the default line
 /// first when AliDNS does not list it, named by its display name when it has one.
 pub fn routes_json(lines: &[LineInfo]) -> Vec<u8> {
-    let mut routes: Vec<Value> = Vec::with_capacity(lines.len() + 1);
+    let mut routes = Array::new();
     if !lines.iter().any(|l| l.code == DEFAULT_ROUTE) {
-        routes.push(serde_json::json!({"name": "默认", "code": DEFAULT_ROUTE}));
+        routes.push(object!({"name": "默认", "code": DEFAULT_ROUTE}));
     }
     for l in lines {
         if l.code.is_empty() {
             continue;
         }
         let name = [&l.display_name, &l.name, &l.code].into_iter().find(|s| !s.is_empty()).cloned().unwrap_or_default();
-        routes.push(serde_json::json!({"name": name, "code": l.code}));
+        routes.push(object!({"name": name, "code": l.code}));
     }
-    serde_json::to_vec(&Value::from(routes)).unwrap_or_else(|_| b"[]".to_vec())
+    json::to_string(&Value::Array(routes)).into_bytes()
 }
 
 fn js(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    json::quote(s)
 }
 
 /// A string field: missing or null is empty, any other type is a 400.
-pub fn str_field(obj: &Map<String, Value>, key: &str) -> Result<String, Fail> {
+pub fn str_field(obj: &Object, key: &str) -> Result<String, Fail> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -215,7 +215,7 @@ pub fn str_field(obj: &Map<String, Value>, key: &str) -> Result<String, Fail> {
 }
 
 /// Decodes a GoEdge record as strictly as GoEdge encodes it.
-pub fn record_field(obj: &Map<String, Value>, key: &str) -> Result<GoRecord, Fail> {
+pub fn record_field(obj: &Object, key: &str) -> Result<GoRecord, Fail> {
     let rec = match obj.get(key) {
         Some(Value::Object(m)) => m,
         None | Some(Value::Null) => return Err(fail(400, format!("{key} is missing"))),
@@ -224,7 +224,7 @@ pub fn record_field(obj: &Map<String, Value>, key: &str) -> Result<GoRecord, Fai
     let s = |k: &str| str_field(rec, k).map_err(|f| fail(400, format!("{key}.{}", f.reason)));
     let ttl = match rec.get("ttl") {
         None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => match n.as_i64() {
+        Some(n @ Value::Number(_)) => match n.as_i64() {
             Some(t) if (0..=i64::from(i32::MAX)).contains(&t) => t,
             _ => return Err(fail(400, format!("{key}.ttl must be a non-negative 32-bit integer"))),
         },

@@ -67,6 +67,16 @@ pub struct Response {
 /// The largest body accepted; AliDNS pages of 500 records are well below this.
 pub const MAX_BODY: u64 = 8 * 1024 * 1024;
 
+/// Each transport layer's receive buffer (TCP, and TLS above it). The response head
+/// must fit in it (a bigger one fails as "too big", the limit set one byte below);
+/// AliDNS and echo services send under 2 KB of headers. ureq's default, 128 KiB per
+/// buffer and layer, was 512 KiB of a TLS pass's 0.8 MB heap.
+pub const INPUT_BUFFER: usize = 16 * 1024;
+
+/// Each transport layer's send buffer: the request head (a signed AliDNS URL is under
+/// 1 KB) goes out in one piece, so it must fit; the body is empty.
+pub const OUTPUT_BUFFER: usize = 8 * 1024;
+
 /// The cheap part of [`agent`]'s checks, for callers that build their agent late:
 /// TLS compiled in when needed, and a configured `ca_file` that exists.
 pub fn check(opts: &HttpOptions, needs_tls: bool) -> Result<()> {
@@ -99,7 +109,10 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
         .timeout_global(Some(opts.timeout * 3))
         .max_redirects(3)
         .max_idle_connections(4)
-        .max_idle_connections_per_host(2);
+        .max_idle_connections_per_host(2)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER - 1);
     if let Some(f) = opts.family {
         b = b.ip_family(match f {
             Family::V4 => ureq::config::IpFamily::Ipv4Only,
@@ -112,67 +125,66 @@ pub fn agent(opts: &HttpOptions, needs_tls: bool) -> Result<ureq::Agent> {
     }
     #[cfg(feature = "tls")]
     if needs_tls {
-        b = b.tls_config(tls_config(opts.ca_file.as_deref())?);
+        return Ok(crate::tls_client::agent(b.build(), tls_config(opts.ca_file.as_deref())?));
     }
     Ok(b.build().new_agent())
 }
 
+/// The roots to trust, in order: `ca_file`, `SSL_CERT_FILE`, the system bundles, the
+/// embedded roots; then the rustls configuration over them.
 #[cfg(feature = "tls")]
-fn tls_config(ca_file: Option<&Path>) -> Result<ureq::tls::TlsConfig> {
-    use std::sync::Arc;
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-    // Read as a stream, one certificate at a time, straight into the root list that the
-    // agent keeps: a 200 KB bundle is never in memory whole, nor copied (peak RSS).
-    let load = |path: &Path| -> Result<Option<RootCerts>> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::{Error as PemError, PemObject as _};
-        let items = match CertificateDer::pem_file_iter(path) {
-            Ok(items) => items,
-            Err(PemError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
-        };
-        let mut certs = Vec::new();
-        for item in items {
-            match item {
-                Ok(der) => certs.push(Certificate::from_der(&der).to_owned()),
-                Err(PemError::Io(e)) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
-                // A damaged section is skipped, as a bundle with one bad entry still works.
-                Err(_) => {}
-            }
-        }
-        if certs.is_empty() {
-            return Err(Error::Other(format!("CA bundle {}: no certificate in it", path.display())));
-        }
-        certs.shrink_to_fit();
-        Ok(Some(RootCerts::Specific(Arc::new(certs))))
-    };
+fn tls_config(ca_file: Option<&Path>) -> Result<std::sync::Arc<rustls::ClientConfig>> {
     let env_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     let mut roots = None;
     if let Some(p) = ca_file {
         // An explicitly configured file must exist.
-        roots = Some(load(p)?.ok_or_else(|| no_ca_file(p))?);
+        roots = Some(load_roots(p)?.ok_or_else(|| no_ca_file(p))?);
     }
     if roots.is_none()
         && let Some(p) = env_file.as_deref()
     {
-        roots = load(p)?;
+        roots = load_roots(p)?;
     }
     let system = system_bundle_paths();
     for p in &system {
         if roots.is_some() {
             break;
         }
-        roots = load(p)?;
+        roots = load_roots(p)?;
     }
     let roots = match roots {
         Some(r) => r,
         None => embedded_roots(&system)?,
     };
-    Ok(TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(roots)
-        .unversioned_rustls_crypto_provider(Arc::new(crate::tls::provider()))
-        .build())
+    crate::tls_client::config(roots)
+}
+
+/// The trust anchors of a PEM bundle; None when the file does not exist. Read as a
+/// stream, one certificate at a time, each reduced to its anchor at once: a 200 KB
+/// bundle is never in memory whole, and no certificate is kept (peak RSS).
+#[cfg(feature = "tls")]
+fn load_roots(path: &Path) -> Result<Option<Vec<rustls::pki_types::TrustAnchor<'static>>>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::{Error as PemError, PemObject as _};
+    let items = match CertificateDer::pem_file_iter(path) {
+        Ok(items) => items,
+        Err(PemError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
+    };
+    let mut roots = Vec::new();
+    for item in items {
+        match item {
+            Ok(der) => roots.extend(crate::tls_client::anchor(&der)),
+            Err(PemError::Io(e)) => return Err(Error::Other(format!("CA bundle {}: {e}", path.display()))),
+            // A damaged section is skipped, as a bundle with one bad entry still works.
+            Err(_) => {}
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::Other(format!("CA bundle {}: no certificate in it", path.display())));
+    }
+    roots.shrink_to_fit();
+    Ok(Some(roots))
 }
 
 /// The system CA bundles to try, in order: [`CA_BUNDLE_PATHS`], unless the hidden,
@@ -188,12 +200,12 @@ fn system_bundle_paths() -> Vec<PathBuf> {
 }
 
 #[cfg(all(feature = "tls", feature = "embedded-roots"))]
-fn embedded_roots(_tried: &[PathBuf]) -> Result<ureq::tls::RootCerts> {
-    Ok(ureq::tls::RootCerts::WebPki)
+fn embedded_roots(_tried: &[PathBuf]) -> Result<Vec<rustls::pki_types::TrustAnchor<'static>>> {
+    Ok(webpki_roots::TLS_SERVER_ROOTS.to_vec())
 }
 
 #[cfg(all(feature = "tls", not(feature = "embedded-roots")))]
-fn embedded_roots(tried: &[PathBuf]) -> Result<ureq::tls::RootCerts> {
+fn embedded_roots(tried: &[PathBuf]) -> Result<Vec<rustls::pki_types::TrustAnchor<'static>>> {
     let tried: Vec<_> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(Error::Config(format!("no CA bundle found (tried {}); install ca-bundle or set ca_file", tried.join(", "))))
 }
@@ -219,14 +231,22 @@ pub fn post(agent: &ureq::Agent, url: &str) -> Result<Response> {
 /// (the WAN may still be coming up); bad URLs and certificate errors are not.
 pub fn network_error(e: ureq::Error) -> Error {
     use ureq::Error as E;
-    let transient = match &e {
-        E::Timeout(_) | E::Io(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_) => true,
-        E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl | E::TooManyRedirects | E::RedirectFailed => false,
-        E::BodyExceedsLimit(_) | E::Tls(_) => false,
-        #[cfg(feature = "tls")]
-        E::Rustls(_) | E::Pem(_) => false,
-        _ => true,
-    };
+    // Timeouts, I/O errors, failed connects, unknown hosts and protocol errors (and
+    // whatever ureq adds later) are transient.
+    let transient = !matches!(
+        &e,
+        E::BadUri(_)
+            | E::Http(_)
+            | E::InvalidProxyUrl
+            | E::TooManyRedirects
+            | E::RedirectFailed
+            | E::BodyExceedsLimit(_)
+            | E::Tls(_)
+    );
+    // A refused certificate or handshake comes as an I/O error that wraps rustls' error:
+    // retrying cannot help.
+    #[cfg(feature = "tls")]
+    let transient = transient && crate::tls::rustls_error(&e).is_none();
     let timed_out = match &e {
         E::Timeout(_) => true,
         E::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
@@ -262,6 +282,74 @@ mod tests {
     }
 
     #[test]
+    fn transport_buffers_are_small() {
+        // ureq's default is 128 KiB each, per transport layer: 512 KiB of a TLS pass.
+        for tls in [false, cfg!(feature = "tls")] {
+            let a = agent(&HttpOptions::default(), tls).unwrap();
+            assert_eq!(a.config().input_buffer_size(), INPUT_BUFFER);
+            assert_eq!(a.config().output_buffer_size(), OUTPUT_BUFFER);
+            assert_eq!(a.config().max_response_header_size(), INPUT_BUFFER - 1);
+        }
+    }
+
+    /// Answers one request on loopback with `extra` bytes of headers and a body.
+    fn answer_once(extra: usize) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let (mut req, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let pad = "x".repeat(extra);
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nX-Pad: {pad}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+        });
+        url
+    }
+
+    #[test]
+    fn response_heads_fit_the_input_buffer() {
+        let a = agent(&HttpOptions { timeout: Duration::from_secs(5), ..Default::default() }, false).unwrap();
+        let r = post(&a, &answer_once(INPUT_BUFFER / 2)).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+        // A head larger than the buffer is an error, not a hang or a cut header.
+        let err = post(&a, &answer_once(INPUT_BUFFER + 1024)).unwrap_err();
+        assert!(err.to_string().contains("too big"), "{err}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn bundles_are_kept_as_trust_anchors_only() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let fixture = |n: &str| std::fs::read(format!("{}/tests/fixtures/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (ca, other) = (fixture("ca.pem"), fixture("other-ca.pem"));
+        // A certificate block whose DER does not parse is skipped, as rustls would.
+        let junk = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let dir = std::env::temp_dir().join(format!("aliddns-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, [&ca[..], junk, &other[..]].concat()).unwrap();
+        let roots = load_roots(&bundle);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let roots = roots.unwrap().unwrap();
+        let want: Vec<_> = [&ca, &other].iter().map(|pem| CertificateDer::from_pem_slice(pem).unwrap()).collect();
+        assert_eq!(roots.len(), want.len());
+        for (anchor, der) in roots.iter().zip(&want) {
+            assert_eq!(Some(anchor), crate::tls_client::anchor(der).as_ref());
+            // Subject and key only: much less than the certificate it came from.
+            let kept = anchor.subject.len() + anchor.subject_public_key_info.len();
+            assert!(kept < der.len() * 2 / 3, "{kept} of {}", der.len());
+        }
+        assert!(load_roots(Path::new("/nonexistent/ca.pem")).unwrap().is_none());
+    }
+
+    #[test]
     fn refused_connection_is_transient() {
         // Port 9 on loopback: nothing listens there in a test environment.
         let a = agent(&HttpOptions { timeout: Duration::from_secs(2), ..Default::default() }, false).unwrap();
@@ -272,11 +360,18 @@ mod tests {
 
     #[test]
     fn silent_server_is_a_timeout() {
-        // The kernel completes the handshake from the backlog; nobody ever answers.
+        // The kernel completes the handshake from the backlog; nobody ever answers:
+        // neither the HTTP answer nor, over https://, the TLS handshake may wait forever.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", silent.local_addr().unwrap());
-        let a = agent(&HttpOptions { timeout: Duration::from_millis(200), ..Default::default() }, false).unwrap();
-        let err = post(&a, &url).unwrap_err();
-        assert!(matches!(err, Error::Network { timed_out: true, transient: true, .. }), "{err}");
+        let ca = Some(format!("{}/tests/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR")).into());
+        for (scheme, tls) in [("http", false), ("https", true)] {
+            if tls && !cfg!(feature = "tls") {
+                continue;
+            }
+            let url = format!("{scheme}://{}/", silent.local_addr().unwrap());
+            let opts = HttpOptions { timeout: Duration::from_millis(200), ca_file: ca.clone(), family: None };
+            let err = post(&agent(&opts, tls).unwrap(), &url).unwrap_err();
+            assert!(matches!(err, Error::Network { timed_out: true, transient: true, .. }), "{scheme}: {err}");
+        }
     }
 }

@@ -197,8 +197,8 @@ pub fn debug(msg: impl Display) {
 }
 
 /// `s` in double quotes with quotes, backslashes and control characters escaped, as
-/// `{:?}` prints text (printable Unicode is left as it is): spelled out because the router builds compile `{:?}` to
-/// nothing (`-Z fmt-debug=none`).
+/// `{:?}` prints text (printable Unicode is left as it is): spelled out because the
+/// router builds compile `{:?}` to nothing (`-Z fmt-debug=none`).
 pub fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -12,6 +12,7 @@ mod error;
 mod goedge;
 mod http;
 mod httpd;
+mod json;
 mod log;
 mod serve;
 mod sign;
@@ -21,6 +22,8 @@ mod status;
 mod summary;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tls_client;
 
 /// The static builds otherwise get the C library's malloc from the toolchain, and with zig 0.17
 /// (what scripts/build-router.sh installs) that is not musl's but zig's per-CPU free-list

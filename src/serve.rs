@@ -12,8 +12,8 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::goedge::{self, Action, DEFAULT_ROUTE, Fail, GoRecord, fail, record_field, rr_of, str_field, token_for};
 use crate::httpd::{self, Handler, Limits, Request, Response, Service};
+use crate::json::{self, Object, Value};
 use crate::log;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -305,10 +305,7 @@ impl<U: Upstream> App<U> {
 
     fn answer(&self, req: &Request, action_out: &mut String) -> Answer {
         self.admit_head(req)?;
-        // from_str, not from_slice: one serde_json parser in the binary, not two (~10 KB on mipsel).
-        let bad_json = |e: &dyn std::fmt::Display| fail(400, format!("body is not valid JSON: {e}"));
-        let text = std::str::from_utf8(&req.body).map_err(|e| bad_json(&e))?;
-        let body: Value = serde_json::from_str(text).map_err(|e| bad_json(&e))?;
+        let body = json::parse_bytes(&req.body).ok_or_else(|| fail(400, "body is not valid JSON"))?;
         let Value::Object(obj) = &body else {
             return Err(fail(400, "body must be a JSON object"));
         };
@@ -365,7 +362,7 @@ impl<U: Upstream> App<U> {
         Ok(())
     }
 
-    fn domain_of(&self, obj: &serde_json::Map<String, Value>) -> std::result::Result<String, Fail> {
+    fn domain_of(&self, obj: &Object) -> std::result::Result<String, Fail> {
         let raw = match obj.get("domain") {
             Some(Value::String(s)) => s,
             Some(Value::Null) | None => return Err(fail(400, "domain is missing")),
@@ -393,7 +390,11 @@ impl<U: Upstream> App<U> {
                 names.push(n);
             }
         }
-        Ok(Response::new(200, JSON, serde_json::to_vec(&Value::from(names)).unwrap_or_else(|_| b"null".to_vec())))
+        Ok(Response::new(
+            200,
+            JSON,
+            json::to_string(&Value::Array(names.into_iter().map(Value::String).collect())).into_bytes(),
+        ))
     }
 
     fn get_records(&self, domain: &str) -> Answer {
@@ -411,7 +412,7 @@ impl<U: Upstream> App<U> {
         Ok(Response::new(200, JSON, body.to_vec()))
     }
 
-    fn query(&self, domain: &str, obj: &serde_json::Map<String, Value>, one: bool) -> Answer {
+    fn query(&self, domain: &str, obj: &Object, one: bool) -> Answer {
         let name = str_field(obj, "name")?;
         let rtype = str_field(obj, "recordType")?.to_ascii_uppercase();
         let rr = rr_of(&name);
@@ -479,7 +480,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn add_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn add_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let r = record_field(obj, "newRecord")?;
         r.check_writable()?;
         let spec = self.spec_for(domain, &r, None);
@@ -512,7 +513,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn update_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn update_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let old = record_field(obj, "record")?;
         let new = record_field(obj, "newRecord")?;
         if old.id.is_empty() {
@@ -539,7 +540,7 @@ impl<U: Upstream> App<U> {
         }
     }
 
-    fn delete_record(&self, req: &Request, domain: &str, obj: &serde_json::Map<String, Value>) -> Answer {
+    fn delete_record(&self, req: &Request, domain: &str, obj: &Object) -> Answer {
         let r = record_field(obj, "record")?;
         if r.id.is_empty() {
             return Err(fail(400, "record.id is missing"));
@@ -855,6 +856,13 @@ mod tests {
         ] {
             assert_eq!(a.handle(&req(body)).status, 400, "{body}");
         }
+        // Nesting as deep as a body may be is refused before it is built (the parser
+        // has no limit of its own); within json::MAX_DEPTH a body is read as usual.
+        let deep = format!("{}{}", "[".repeat(16 * 1024), "]".repeat(16 * 1024));
+        assert_eq!(text(&a.handle(&req(&deep))), "body is not valid JSON\n");
+        let n = crate::json::MAX_DEPTH - 1;
+        let deep = format!(r#"{{"action":"Nope","x":{}1{}}}"#, "{\"a\":".repeat(n), "}".repeat(n));
+        assert_eq!(text(&a.handle(&req(&deep))), "unknown action\n");
         assert!(a.up.calls.lock().unwrap().is_empty());
     }
 
@@ -901,7 +909,7 @@ mod tests {
         let a = app(&[], fake);
         let r = a.handle(&req(r#"{"action":"GetRecords","domain":"example.com"}"#));
         assert_eq!(r.status, 200);
-        let v: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v.len(), 5);
         assert_eq!(
             text(&r).split("},{").next().unwrap(),
@@ -913,13 +921,13 @@ mod tests {
         assert_eq!(v[3]["route"], "telecom");
         assert_eq!(v[4]["value"], "a \"quoted\" <txt>");
         let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"www","recordType":"CNAME"}"#));
-        assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["id"], "2");
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"], "2");
         let r = a.handle(&req(r#"{"action":"QueryRecord","domain":"example.com","name":"nope","recordType":"CNAME"}"#));
         assert_eq!((r.status, text(&r).as_str()), (200, "null"));
         let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"nope","recordType":"TXT"}"#));
         assert_eq!((r.status, text(&r).as_str()), (200, "[]"));
         let r = a.handle(&req(r#"{"action":"QueryRecords","domain":"example.com","name":"","recordType":"A"}"#));
-        assert_eq!(serde_json::from_slice::<Vec<Value>>(&r.body).unwrap().len(), 1);
+        assert_eq!(serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).unwrap().len(), 1);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! (temp file, fsync, rename), and guarded by a lock so cron and hotplug runs
 //! never interleave. A corrupt or unreadable file is a warning, never fatal.
 
+use crate::json::{self, Object, Value, ValueExt, object};
 use crate::log;
-use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -126,8 +126,8 @@ impl State {
     }
 
     fn parse(text: &str) -> Option<State> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let version = v.get("version").and_then(Value::as_u64).unwrap_or(1);
+        let v: Value = json::parse(text)?;
+        let version = v.get("version").and_then(ValueExt::as_u64).unwrap_or(1);
         let records = v.get("records")?.as_object()?;
         let mut entries = BTreeMap::new();
         for (k, e) in records {
@@ -139,7 +139,7 @@ impl State {
                     Some(_) => None,
                 }
             };
-            let time = |name: &str| e.get(name).and_then(Value::as_i64);
+            let time = |name: &str| e.get(name).and_then(ValueExt::as_i64);
             let entry = if version < 2 {
                 // Version 1 wrote an entry even for a missing record (with an empty
                 // RecordId): such an entry never proves a value is published.
@@ -172,15 +172,15 @@ impl State {
     }
 
     fn to_json(&self) -> String {
-        let mut records = Map::new();
+        let mut records = Object::new();
         for (k, e) in &self.entries {
             records.insert(
                 k.clone(),
-                json!({"value": e.value, "record_id": e.record_id, "checked_at": e.checked_at,
+                object!({"value": e.value, "record_id": e.record_id, "checked_at": e.checked_at,
                        "changed_at": e.changed_at, "result": e.result.as_str(), "error": e.error}),
             );
         }
-        let mut s = json!({"version": VERSION, "records": records}).to_string();
+        let mut s = json::to_string(&object!({"version": VERSION, "records" => Value::Object(records)}));
         s.push('\n');
         s
     }
@@ -193,7 +193,8 @@ impl State {
         let tmp = tmp_path(path);
         let result = (|| {
             let mut f = match create_tmp(&tmp) {
-                // Left by an earlier process with our PID: ours to replace.
+                // Left by a save that died before its rename (power cut, kill -9):
+                // saves happen under the pass lock, so it is nobody's now.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     fs::remove_file(&tmp)?;
                     create_tmp(&tmp)?
@@ -237,6 +238,10 @@ impl State {
 /// Reads at most [`MAX_STATE_BYTES`]; Ok(None) when the file is larger.
 fn read_bounded(path: &Path) -> std::io::Result<Option<String>> {
     let f = File::open(path)?;
+    // A corrupt giant is refused by its size, without a megabyte of RAM to read it.
+    if f.metadata()?.len() > MAX_STATE_BYTES {
+        return Ok(None);
+    }
     let mut buf = Vec::new();
     f.take(MAX_STATE_BYTES + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > MAX_STATE_BYTES {
@@ -262,10 +267,10 @@ fn create_tmp(tmp: &Path) -> std::io::Result<File> {
     OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(tmp)
 }
 
+/// `state` → `state.tmp`. One fixed name: saves happen under the pass lock, and a
+/// file left by an interrupted save is replaced by the next one, never piled up.
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-    name.push(format!(".tmp.{}", std::process::id()));
-    path.with_file_name(name)
+    sibling(path, ".tmp")
 }
 
 /// An exclusive lock held for a whole pass; released on drop.
@@ -315,7 +320,7 @@ impl Lock {
         let path = sibling(state_path, ".lock");
         let Some(file) = lock_file(&path) else { return Ok(None) };
         match file.try_lock() {
-            Ok(()) => return Ok(Some(Lock::holding(file, state_path))),
+            Ok(()) => return Ok(Some(Lock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => {}
             Err(fs::TryLockError::Error(e)) => {
                 log::warn(format!("cannot lock {}: {e}; running without a lock", path.display()));
@@ -335,7 +340,7 @@ impl Lock {
         loop {
             std::thread::sleep(Duration::from_millis(50));
             match file.try_lock() {
-                Ok(()) => return Ok(Some(Lock::holding(file, state_path))),
+                Ok(()) => return Ok(Some(Lock { _file: file })),
                 Err(fs::TryLockError::WouldBlock) if crate::signal::stop_requested() => return Err(Busy::Stopped),
                 Err(fs::TryLockError::WouldBlock) if start.elapsed() >= wait => {
                     return Err(Busy::TimedOut { lock: path, waited: start.elapsed() });
@@ -348,13 +353,6 @@ impl Lock {
             }
         }
     }
-
-    /// The lock is ours: no other pass writes the state file now, so a temporary
-    /// file beside it was left by a pass that died mid-save (power cut, kill -9).
-    fn holding(file: File, state_path: &Path) -> Lock {
-        remove_stale_tmp(state_path);
-        Lock { _file: file }
-    }
 }
 
 /// Opens a lock file, or warns that the pass runs without it.
@@ -364,25 +362,6 @@ fn lock_file(path: &Path) -> Option<File> {
         Err(e) => {
             log::warn(format!("cannot open lock file {}: {e}; running without a lock", path.display()));
             None
-        }
-    }
-}
-
-/// Removes `STATE.tmp.PID` files that a save interrupted before its rename left.
-fn remove_stale_tmp(state_path: &Path) {
-    let Some(name) = state_path.file_name().and_then(|n| n.to_str()) else { return };
-    let prefix = format!("{name}.tmp.");
-    let dir = match state_path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let stale = entry.file_name().to_str().is_some_and(|n| {
-            n.strip_prefix(&prefix).is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        });
-        if stale && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
-            log::info(format!("removed {}, left by an interrupted save", entry.path().display()));
         }
     }
 }
@@ -626,21 +605,11 @@ mod tests {
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(State::load(&p), s);
         assert!(fs::symlink_metadata(tmp_path(&p)).is_err(), "the planted link is gone, not followed");
-    }
-
-    #[test]
-    fn the_lock_holder_removes_what_an_interrupted_save_left() {
-        let d = tmpdir("stale");
-        let p = d.0.join("state");
-        for name in ["state.tmp.4242", "state.tmp.", "state.tmp.x1", "other.tmp.7", "state"] {
-            fs::write(d.0.join(name), "{}").unwrap();
-        }
-        let lock = Lock::acquire(&p, Duration::from_secs(1)).unwrap();
-        assert!(lock.is_some());
-        let mut left: Vec<_> =
-            fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
-        assert_eq!(left, ["other.tmp.7", "state", "state.lock", "state.tmp.", "state.tmp.x1"]);
+        // What an interrupted save left is replaced the same way.
+        fs::write(tmp_path(&p), "{\"half").unwrap();
+        s.save(&p).unwrap();
+        assert_eq!(State::load(&p), s);
+        assert!(!tmp_path(&p).exists());
     }
 
     #[test]

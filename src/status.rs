@@ -3,8 +3,8 @@
 //! for the LuCI page (`--json`, a stable contract).
 
 use crate::config::{Config, RecordConf};
+use crate::json::{Array, Value, object};
 use crate::state::{self, Entry, State};
-use serde_json::{Value, json};
 use std::path::Path;
 
 /// One configured record joined to its state entry.
@@ -53,11 +53,11 @@ pub fn collect<'a>(cfg: &'a Config, st: &'a State) -> Vec<RecordStatus<'a>> {
 
 /// The `--json` document (see docs: the LuCI page depends on these names).
 pub fn to_json(config_path: &Path, cfg: &Config, st: &State, running: bool) -> Value {
-    let records: Vec<Value> = collect(cfg, st)
+    let records: Array = collect(cfg, st)
         .iter()
         .map(|s| {
             let e = s.entry;
-            json!({
+            object!({
                 "section": s.rec.section,
                 "name": s.rec.fqdn(),
                 "domain": s.rec.domain,
@@ -74,11 +74,11 @@ pub fn to_json(config_path: &Path, cfg: &Config, st: &State, running: bool) -> V
             })
         })
         .collect();
-    json!({
+    object!({
         "config": config_path.display().to_string(),
         "state_file": cfg.global.state_file.display().to_string(),
         "running": running,
-        "records": records,
+        "records" => Value::Array(records),
     })
 }
 
@@ -158,7 +158,9 @@ mod tests {
                 error: None,
             },
         );
-        let v = to_json(Path::new("/etc/aliddns.conf"), &c, &st, false);
+        // Read back by another parser than the printer's.
+        let text = crate::json::to_string(&to_json(Path::new("/etc/aliddns.conf"), &c, &st, false));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let recs = v["records"].as_array().unwrap();
         let names: Vec<&str> = recs.iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["home.example.com", "example.com", "nas.example.org"]);

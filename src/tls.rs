@@ -173,11 +173,10 @@ fn describe_certificate(c: &rustls::CertificateError) -> String {
     format!("certificate rejected ({token}): {what}")
 }
 
-/// The rustls error inside a ureq failure: ureq hands handshake errors on as an
-/// `io::Error` that wraps them.
+/// The rustls error inside a ureq failure: the TLS layer (`tls_client.rs`) hands rustls'
+/// errors on as an `io::Error` that wraps them.
 pub fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
     match e {
-        ureq::Error::Rustls(r) => Some(r),
         ureq::Error::Io(io) => io.get_ref()?.downcast_ref(),
         _ => None,
     }

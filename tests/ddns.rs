@@ -248,8 +248,8 @@ fn a_burst_of_triggers_costs_one_queued_pass_and_none_runs_unlocked() {
     use std::io::{BufRead, BufReader};
     let env = Env::new(WWW_A);
     env.sim.add_record("example.com", "www", "A", "198.51.100.1", 600, "default");
-    // A pass died mid-save here once; the next lock holder clears what it left.
-    std::fs::write(env.dir.join("state.tmp.999999"), "{").unwrap();
+    // A pass died mid-save here once; the next save replaces what it left.
+    std::fs::write(env.dir.join("state.tmp"), "{").unwrap();
     // This test is the running pass: it holds the pass lock.
     let running = std::fs::File::create(env.dir.join("state.lock")).unwrap();
     running.lock().unwrap();
@@ -267,13 +267,13 @@ fn a_burst_of_triggers_costs_one_queued_pass_and_none_runs_unlocked() {
         assert!(err(&o).contains("one more is queued after it"), "{}", err(&o));
     }
     assert_eq!(env.sim.count("*"), 0, "nothing ran beside the running pass");
-    assert!(env.dir.join("state.tmp.999999").exists(), "only the lock holder clears it");
+    assert!(env.dir.join("state.tmp").exists(), "only a save under the lock replaces it");
     drop(running);
     let o = queued.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(out(&o).trim(), "www.example.com A 203.0.113.7 updated");
     assert_eq!(env.sim.count("UpdateDomainRecord"), 1);
-    assert!(!env.dir.join("state.tmp.999999").exists());
+    assert!(!env.dir.join("state.tmp").exists());
 }
 
 #[test]

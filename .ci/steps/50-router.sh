@@ -52,6 +52,28 @@ for t in $targets $pkg_target; do
 	q="qemu-${t%%-*}"
 	command -v "$q" >/dev/null 2>&1 || skip "$q is not available after installing qemu-user"
 done
+# qemu-user 7.2 (Debian 12's) mishandles a 32-bit guest's mremap that shrinks a
+# mapping made of several adjacent mmaps, as dlmalloc does when it trims its heap:
+# the guest then faults on memory it still owns. The same i686 binary runs natively
+# and under qemu 10, and crashes under qemu-i386 7.2 (docs/router-builds.md). Take
+# qemu-user from bookworm-backports when the distribution's is older than 8.
+qemu_major() { "$1" --version 2>/dev/null | sed -n 's/.*version \([0-9][0-9]*\)\..*/\1/p' | head -n1; }
+q="qemu-${pkg_target%%-*}"
+if [ "$(qemu_major "$q")" -lt 8 ] 2>/dev/null; then
+	codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null || true)
+	if [ "$codename" = bookworm ] && have apt-get && [ "$(id -u)" = 0 ]; then
+		echo "== qemu-user $(qemu_major "$q").x is too old: installing it from bookworm-backports"
+		printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: bookworm-backports" \
+			"Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
+			>/etc/apt/sources.list.d/aliddns-ci-backports.sources
+		# shellcheck disable=SC2034 # read by apt_install (.ci/lib.sh): update the lists again
+		APT_UPDATED=""
+		apt_install -t bookworm-backports qemu-user || true
+	fi
+	[ "$(qemu_major "$q")" -ge 8 ] 2>/dev/null ||
+		skip "qemu-user $("$q" --version | head -n1) is older than 8, whose mremap breaks 32-bit guests"
+fi
+echo "   $("$q" --version | head -n1)"
 
 # nightly + rust-src, zig, cargo-zigbuild (exit 75 = a tool could not be installed).
 echo "== scripts/build-router.sh --setup"
