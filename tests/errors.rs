@@ -121,7 +121,7 @@ fn connection_refused_names_the_cause() {
         l.local_addr().unwrap().port()
     };
     let err = failure(&format!("http://127.0.0.1:{port}/"), "");
-    // qemu-user 7.2 hands getsockopt(SO_ERROR) the host's errno untranslated, so an
+    // qemu-user (7.2 at least) hands getsockopt(SO_ERROR) the host's errno untranslated, so an
     // emulated MIPS binary (ECONNREFUSED is 146 there) sees 111 and libc has no text
     // for it; on a MIPS router the kernel's 146 reads "Connection refused".
     let emulated_mips = std::env::var("ALIDDNS_RUNNER").is_ok_and(|r| r.starts_with("qemu-mips"));
