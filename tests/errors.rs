@@ -79,6 +79,18 @@ fn unknown_issuer_names_the_cause() {
 }
 
 #[test]
+fn a_refused_certificate_is_not_retried() {
+    if !has_tls() {
+        return;
+    }
+    let sim = tls_sim("server.pem", "server.key");
+    let extra = format!("ca_file={}\nretries=2\n", fixture("other-ca.pem").display());
+    let err = failure(&sim.endpoint(), &extra);
+    assert!(!err.contains("retry"), "a certificate does not change on a retry: {err}");
+    assert_names(&err, &["UnknownIssuer"]);
+}
+
+#[test]
 fn name_mismatch_names_the_host() {
     if !has_tls() {
         return;
