@@ -39,8 +39,8 @@ fn failure(endpoint: &str, extra: &str) -> String {
     err
 }
 
-/// The message after `what`'s last `prefix`, which must not be empty or end in a
-/// dangling separator (a `{:?}` that printed nothing leaves "...: " or "... ()").
+/// The `error:` line of `err` must hold every one of `wants` and no blank part: a `{:?}`
+/// that printed nothing leaves "...: " at the end, "()" or "( )" behind.
 fn assert_names(err: &str, wants: &[&str]) {
     let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line in: {err}"));
     eprintln!("{line}"); // shown with --nocapture: what users of the build under test read
@@ -133,9 +133,9 @@ fn connection_refused_names_the_cause() {
         l.local_addr().unwrap().port()
     };
     let err = failure(&format!("http://127.0.0.1:{port}/"), "");
-    // qemu-user (7.2 at least) hands getsockopt(SO_ERROR) the host's errno untranslated, so an
-    // emulated MIPS binary (ECONNREFUSED is 146 there) sees 111 and libc has no text
-    // for it; on a MIPS router the kernel's 146 reads "Connection refused".
+    // qemu-user 7.2 has been seen to hand getsockopt(SO_ERROR) the host's errno untranslated:
+    // an emulated MIPS binary (ECONNREFUSED is 146 there) then reads 111, for which libc has
+    // no text. On a MIPS router the kernel's 146 reads "Connection refused".
     let emulated_mips = std::env::var("ALIDDNS_RUNNER").is_ok_and(|r| r.starts_with("qemu-mips"));
     let cause = if emulated_mips && !err.contains("refused") { "os error 111" } else { "refused" };
     assert_names(&err, &["network", cause]);
