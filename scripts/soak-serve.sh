@@ -13,7 +13,10 @@
 #     --threads T --conns C   wrk threads and connections (default 2 and 64)
 #     --max-rss-kb K    verdict: VmRSS must stay at or below K KB (default 8192)
 #     --max-growth-pct P  verdict: over the last 2/3 of each phase VmRSS may grow at most
-#                       P % above its value at the 1/3 mark (default 5)
+#                       P % above its value at the 1/3 mark (default 5), or 128 KB when that
+#                       is more: the allocator maps its heap 64 KB at a time, so on a 1.6 MB
+#                       server one late mapping reads as 4 %; a leak of one byte per request
+#                       over the 2/3 of a 1 M phase is 650 KB
 #
 # The simulator (alidns-sim, host release build) backs the server; DefaultRoute and a
 # wrong token never reach it, so the load measures the server alone. Every phase
@@ -182,8 +185,8 @@ for phase in "${phase_list[@]}"; do
 			for (i = 1; i <= NR; i++) if (n[i] > total / 3 && r[i] > late) late = r[i]
 			if (late == 0) late = base
 			g = (late - base) * 100 / base
-			ok = (max <= maxkb && g <= maxpct) ? "PASS" : "FAIL"
-			printf "%s max_rss_kb=%d (limit %d) rss_at_third_kb=%d late_max_kb=%d growth_pct=%.1f (limit %s)", ok, max, maxkb, base, late, g, maxpct
+			ok = (max <= maxkb && (g <= maxpct || late - base <= 128)) ? "PASS" : "FAIL"
+			printf "%s max_rss_kb=%d (limit %d) rss_at_third_kb=%d late_max_kb=%d growth_pct=%.1f (limit %s, or 128 KB)", ok, max, maxkb, base, late, g, maxpct
 		}')
 	echo
 	echo "verdict ($phase, $served requests, $bad non-2xx, $errs socket errors): $verdict"
