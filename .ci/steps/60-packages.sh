@@ -8,8 +8,8 @@
 # openwrt/luci-app-aliddns (LMO files by scripts/po2lmo.py).
 #
 # The router binaries are the tls-only build (the package depends on
-# ca-bundle), so 50-router's default-feature binaries are not reused; building
-# two targets takes a few minutes. When a router build tool cannot be
+# ca-bundle): 50-router's mipsel package build is reused, the x86_64 one is
+# built here (a minute or two), never one left in dist/ by an older checkout. When a router build tool cannot be
 # installed this step prints SKIPPED and exits 0, like 50-router.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,6 +44,17 @@ trap 'rm -rf "$work"' EXIT
 openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
 out="$(pwd)/dist/ci-packages"
 rm -rf "$out" "$work/again"
+
+# Binaries of this checkout only: build-packages.sh reuses any binary of the same
+# version it finds, so a dist/pkgbin left by an older checkout would be packaged.
+# 50-router has just built the mipsel package binary (the same flags): take it.
+bins="$(pwd)/dist/ci-packages-bin"
+rm -rf "$bins"
+mkdir -p "$bins"
+if [ -x dist/ci-router-package/aliddns-mipsel-unknown-linux-musl ]; then
+	cp dist/ci-router-package/aliddns-mipsel-unknown-linux-musl "$bins/"
+fi
+export PKG_BIN_DIR="$bins"
 
 echo "== scripts/build-packages.sh mipsel x86_64"
 SOURCE_DATE_EPOCH=1700000000 APK_SIGN_KEY="$work/key.pem" DIST_DIR="$out" \
