@@ -20,6 +20,9 @@
 //! from /proc and checks it still answers at once. Only 127.0.0.1 is allowed,
 //! and every loop is bounded in count and time.
 
+#[path = "../tests/common/dos.rs"]
+mod dos;
+
 use sha1::{Digest, Sha1};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -289,39 +292,9 @@ const ATTACKS: &[(&str, &str)] = &[
 /// Attackers' source addresses (all loopback).
 const SOURCES: u8 = 16;
 
-/// Connects from 127.0.0.`src`: another "host" for the server's per-address limit.
-fn connect_from(src: u8, a: &str) -> std::io::Result<TcpStream> {
-    use std::os::fd::FromRawFd;
-    let to: std::net::SocketAddrV4 = a.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor we own; the sockaddr structs outlive the calls.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let s = TcpStream::from_raw_fd(fd);
-        let local = sa(std::net::Ipv4Addr::new(127, 0, 0, src), 0);
-        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let remote = sa(*to.ip(), to.port());
-        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(s)
-    }
-}
-
 /// The i-th attacker connection, spread over the source addresses.
 fn attacker(i: usize, a: &str) -> Option<TcpStream> {
-    let s = connect_from(2 + (i % SOURCES as usize) as u8, a).ok()?;
+    let s = dos::connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8), a).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
     let _ = s.set_nodelay(true);
     Some(s)
@@ -333,25 +306,6 @@ fn signed_head(secret: &str, len: usize) -> Vec<u8> {
     let text = String::from_utf8_lossy(&r).replace("Content-Length: 0\r\n", &format!("Content-Length: {len}\r\n"));
     r = text.into_bytes();
     r
-}
-
-/// CPU seconds (user + system) of a process, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0.0 };
-    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    f.iter().sum::<u64>() as f64 / hz
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Runs one attack pattern until `stop`; returns how many attacker requests or connections it made.
@@ -527,8 +481,8 @@ fn attack(o: &Opts) -> Result<(), String> {
     let a = addr(&o.url);
     // Leaked: one flag per run of this short-lived tool, shared with the attack threads.
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let rss0 = rss_kib(o.pid);
-    let cpu0 = cpu_seconds(o.pid);
+    let rss0 = dos::rss_kib(o.pid).unwrap_or(0);
+    let cpu0 = dos::cpu_seconds(o.pid).unwrap_or(0.0);
     let attack = {
         let (name, a, secret) = (o.action.clone(), a.clone(), o.secret.clone());
         std::thread::spawn(move || run_attack(&name, &a, &secret, stop))
@@ -544,10 +498,10 @@ fn attack(o: &Opts) -> Result<(), String> {
             Ok(200) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
             _ => failed += 1,
         }
-        rss_max = rss_max.max(rss_kib(o.pid));
+        rss_max = rss_max.max(dos::rss_kib(o.pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(10));
     }
-    let cpu = cpu_seconds(o.pid) - cpu0;
+    let cpu = dos::cpu_seconds(o.pid).unwrap_or(0.0) - cpu0;
     stop.store(true, Relaxed);
     let made = attack.join().map_err(|_| "attack thread panicked")?;
     lat.sort_unstable();

@@ -554,8 +554,8 @@ fn sigterm_stops_cleanly() {
 
 mod dos {
     use super::*;
+    pub use crate::common::dos::{connect_from, connect_with, cpu_seconds, rss_kib};
     pub use std::net::Ipv4Addr;
-    use std::os::fd::FromRawFd;
 
     /// Lets this process hold a few thousand sockets.
     pub fn raise_fd_limit() {
@@ -567,69 +567,6 @@ mod dos {
                 libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
             }
         }
-    }
-
-    /// Connects from another loopback address (127.0.0.N): a second "host" for
-    /// the per-address limits, without leaving the machine.
-    pub fn connect_from(src: Ipv4Addr, to: &str) -> std::io::Result<TcpStream> {
-        connect_with(src, None, to)
-    }
-
-    /// Connects with a receive buffer of `rcvbuf` bytes set before the handshake,
-    /// so the window it advertises stays small: a client that reads slowly.
-    pub fn connect_with(src: Ipv4Addr, rcvbuf: Option<libc::c_int>, to: &str) -> std::io::Result<TcpStream> {
-        let to: std::net::SocketAddrV4 = to.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
-        let sa = |a: Ipv4Addr, port: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        // SAFETY: plain socket calls on a descriptor we own; the sockaddr structs live across the calls.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let s = TcpStream::from_raw_fd(fd);
-            if let Some(v) = rcvbuf {
-                let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const _ as *const libc::c_void, size);
-            }
-            let local = sa(src, 0);
-            if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let remote = sa(*to.ip(), to.port());
-            if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(s)
-        }
-    }
-
-    /// CPU seconds (user + system) the process has used, from /proc/PID/stat.
-    pub fn cpu_seconds(pid: u32) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the parenthesised name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        ticks as f64 / hz
-    }
-
-    /// Resident memory of the process, KiB.
-    pub fn rss_kib(pid: u32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
     }
 
     /// Open sockets of the process.
@@ -810,7 +747,7 @@ fn unauthenticated_heads_are_refused_before_their_body() {
     // 300 clients from five addresses send a wrong-token head and a 29 KB body and
     // hold on: the bodies are discarded, not buffered.
     assert_eq!(default_route(&addr).0, 200);
-    let before = rss_kib(pid);
+    let before = rss_kib(pid).unwrap();
     let body = vec![b'x'; 29_000];
     let held: Vec<TcpStream> = (0..300u32)
         .filter_map(|i| {
@@ -823,7 +760,7 @@ fn unauthenticated_heads_are_refused_before_their_body() {
         .collect();
     assert!(held.len() >= 290, "{}", held.len());
     std::thread::sleep(Duration::from_millis(300));
-    let grown = rss_kib(pid).saturating_sub(before);
+    let grown = rss_kib(pid).unwrap().saturating_sub(before);
     assert!(grown < 3 * 1024, "RSS grew by {grown} KiB for 300 unauthenticated bodies");
     assert_eq!(default_route(&addr).0, 200);
 }
@@ -843,7 +780,7 @@ fn trickled_heads_cost_linear_cpu() {
         head.resize(len - 4, b'a');
         head.extend_from_slice(b"\r\n\r\n");
         let cut = head.len() - 130;
-        let before = cpu_seconds(pid);
+        let before = cpu_seconds(pid).unwrap();
         for _ in 0..4 {
             let mut conns: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(&addr).unwrap()).collect();
             for s in &mut conns {
@@ -864,7 +801,7 @@ fn trickled_heads_cost_linear_cpu() {
                 assert!(line.starts_with("HTTP/1.1 401 "), "{line:?}");
             }
         }
-        cpu_seconds(pid) - before
+        cpu_seconds(pid).unwrap() - before
     };
     // The same number of trickled bytes (16,640) at the end of a 256-byte head and
     // of an 8 KiB one (just under the limit). Scanning each byte once costs the

@@ -3,6 +3,8 @@
 //! binary) and `ALIDDNS_RUNNER` runs it through an emulator (e.g. `qemu-mipsel`).
 #![allow(dead_code)]
 
+pub mod dos;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
