@@ -319,38 +319,37 @@ impl Lock {
     pub fn acquire(state_path: &Path, wait: Duration) -> Result<Option<Lock>, Busy> {
         let path = sibling(state_path, ".lock");
         let Some(file) = lock_file(&path) else { return Ok(None) };
-        match file.try_lock() {
-            Ok(()) => return Ok(Some(Lock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(e)) => {
-                log::warn(format!("cannot lock {}: {e}; running without a lock", path.display()));
-                return Ok(None);
-            }
-        }
-        // Held until this pass has the lock (dropped on return): while it is held,
-        // later passes know that one is queued and starts after them.
-        let queue = lock_file(&sibling(state_path, ".queue"));
-        if let Some(q) = &queue
-            && matches!(q.try_lock(), Err(fs::TryLockError::WouldBlock))
-        {
-            return Err(Busy::Queued);
-        }
-        log::info("another aliddns pass is running; this one starts when it ends");
-        let start = Instant::now();
+        // Once this pass waits: the queue lock, held until this pass has the lock
+        // (dropped on return), so later passes know one is queued and starts after
+        // them; and when the wait began.
+        let mut waiting: Option<(Option<File>, Instant)> = None;
         loop {
-            std::thread::sleep(Duration::from_millis(50));
             match file.try_lock() {
                 Ok(()) => return Ok(Some(Lock { _file: file })),
-                Err(fs::TryLockError::WouldBlock) if crate::signal::stop_requested() => return Err(Busy::Stopped),
-                Err(fs::TryLockError::WouldBlock) if start.elapsed() >= wait => {
-                    return Err(Busy::TimedOut { lock: path, waited: start.elapsed() });
-                }
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(e)) => {
                     log::warn(format!("cannot lock {}: {e}; running without a lock", path.display()));
                     return Ok(None);
                 }
             }
+            match &waiting {
+                None => {
+                    let queue = lock_file(&sibling(state_path, ".queue"));
+                    if let Some(q) = &queue
+                        && matches!(q.try_lock(), Err(fs::TryLockError::WouldBlock))
+                    {
+                        return Err(Busy::Queued);
+                    }
+                    log::info("another aliddns pass is running; this one starts when it ends");
+                    waiting = Some((queue, Instant::now()));
+                }
+                Some(_) if crate::signal::stop_requested() => return Err(Busy::Stopped),
+                Some((_, start)) if start.elapsed() >= wait => {
+                    return Err(Busy::TimedOut { lock: path, waited: start.elapsed() });
+                }
+                Some(_) => {}
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
