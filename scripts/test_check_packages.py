@@ -85,42 +85,38 @@ class Broken(unittest.TestCase):
             ti.pax_headers = {"comment": "x"}
         return tar_bytes(members, tarfile.PAX_FORMAT)
 
-    def test_an_empty_control_field(self):
-        def empty_depends(outer):
-            control = read_tar(gzip.decompress(outer["./control.tar.gz"]))
-            for i, (ti, data) in enumerate(control):
-                if ti.name == "./control":
-                    data = data.replace(b"Depends: ca-bundle\n", b"Depends: \n")
+    def edit_ipk_member(self, tar_name, member, edit):
+        """Rewrites one member of the ipk's control or data tar: edit(TarInfo, bytes) -> bytes."""
+
+        def change(outer):
+            entries = read_tar(gzip.decompress(outer[tar_name]))
+            for i, (ti, data) in enumerate(entries):
+                if ti.name == member:
+                    data = edit(ti, data)
                     ti.size = len(data)
-                    control[i] = (ti, data)
-            outer["./control.tar.gz"] = gzip.compress(tar_bytes(control, tarfile.GNU_FORMAT))
+                    entries[i] = (ti, data)
+            outer[tar_name] = gzip.compress(tar_bytes(entries, tarfile.GNU_FORMAT))
             return outer
 
-        self.rewrite_ipk(empty_depends)
+        self.rewrite_ipk(change)
+
+    def test_an_empty_control_field(self):
+        self.edit_ipk_member(
+            "./control.tar.gz", "./control", lambda ti, data: data.replace(b"Depends: ca-bundle\n", b"Depends: \n")
+        )
         self.checker_fails_with("control has no empty field")
 
-    def test_a_script_not_executable(self):
-        def mode_644(outer):
-            control = read_tar(gzip.decompress(outer["./control.tar.gz"]))
-            for ti, _ in control:
-                if ti.name == "./postinst":
-                    ti.mode = 0o644
-            outer["./control.tar.gz"] = gzip.compress(tar_bytes(control, tarfile.GNU_FORMAT))
-            return outer
+    @staticmethod
+    def _mode_644(ti, data):
+        ti.mode = 0o644
+        return data
 
-        self.rewrite_ipk(mode_644)
+    def test_a_script_not_executable(self):
+        self.edit_ipk_member("./control.tar.gz", "./postinst", self._mode_644)
         self.checker_fails_with("postinst is 0755")
 
     def test_the_config_world_readable(self):
-        def mode_644(outer):
-            data = read_tar(gzip.decompress(outer["./data.tar.gz"]))
-            for ti, _ in data:
-                if ti.name == "./etc/config/aliddns":
-                    ti.mode = 0o644
-            outer["./data.tar.gz"] = gzip.compress(tar_bytes(data, tarfile.GNU_FORMAT))
-            return outer
-
-        self.rewrite_ipk(mode_644)
+        self.edit_ipk_member("./data.tar.gz", "./etc/config/aliddns", self._mode_644)
         self.checker_fails_with("files and modes")
 
     def test_an_apk_data_stream_changed_after_signing(self):
