@@ -182,18 +182,14 @@ def collect():
         with open(path, encoding="utf-8") as f:
             for ctxt, msgid, line in js_strings(f.read(), rel):
                 add(ctxt, msgid, "%s:%d" % (rel, line))
-    for path in sorted(glob.glob(os.path.join(APP, "root", "usr", "share", "luci", "menu.d", "*.json"))):
-        rel = os.path.relpath(path, APP)
-        with open(path, encoding="utf-8") as f:
-            for node in json.load(f).values():
-                if node.get("title"):
-                    add(None, node["title"], rel)
-    for path in sorted(glob.glob(os.path.join(APP, "root", "usr", "share", "rpcd", "acl.d", "*.json"))):
-        rel = os.path.relpath(path, APP)
-        with open(path, encoding="utf-8") as f:
-            for group in json.load(f).values():
-                if group.get("description"):
-                    add(None, group["description"], rel)
+    # The JSON files LuCI shows a string of: menu titles, ACL group descriptions.
+    for subdir, key in ((("luci", "menu.d"), "title"), (("rpcd", "acl.d"), "description")):
+        for path in sorted(glob.glob(os.path.join(APP, "root", "usr", "share", *subdir, "*.json"))):
+            rel = os.path.relpath(path, APP)
+            with open(path, encoding="utf-8") as f:
+                for node in json.load(f).values():
+                    if node.get(key):
+                        add(None, node[key], rel)
     return entries
 
 
