@@ -24,10 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 bench_setup 600
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin aliddns --example load_serve
-cargo build --release --quiet -p alidns-sim --bin alidns-sim
-BIN=target/release
+bench_build
 LOAD="$BIN/examples/load_serve"
 
 start_sim "$BIN/alidns-sim" "$TMP"

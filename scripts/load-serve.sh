@@ -18,10 +18,7 @@ cd "$ROOT"
 # Watchdog: the script never runs longer than 5 minutes.
 bench_setup 300
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin aliddns --example load_serve
-cargo build --release --quiet -p alidns-sim --bin alidns-sim
-BIN=target/release
+bench_build
 
 start_sim "$BIN/alidns-sim" "$TMP"
 SECRET=$(new_secret)

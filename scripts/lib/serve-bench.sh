@@ -25,6 +25,16 @@ bench_setup() {
 	PIDS+=($!)
 }
 
+# bench_build: the release server and load generator (load-serve, attack-serve) and
+# the simulator behind the server; BIN is where they are.
+bench_build() {
+	echo "== building (release)" >&2
+	cargo build --release --quiet --bin aliddns --example load_serve
+	cargo build --release --quiet -p alidns-sim --bin alidns-sim
+	# shellcheck disable=SC2034 # read by the sourcing script
+	BIN=target/release
+}
+
 # shellcheck disable=SC2317 # run by the EXIT trap
 bench_cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
