@@ -231,6 +231,14 @@ pub fn post(agent: &ureq::Agent, url: &str) -> Result<Response> {
 /// (the WAN may still be coming up); bad URLs and certificate errors are not.
 pub fn network_error(e: ureq::Error) -> Error {
     use ureq::Error as E;
+    // A refused certificate or handshake comes as an I/O error that wraps rustls' error:
+    // retrying cannot help, and rustls' own text formats its details with `Debug`, which
+    // the router builds compile to nothing, so it is told in our words (tls::describe).
+    #[cfg(feature = "tls")]
+    if let Some(t) = crate::tls::rustls_error(&e) {
+        let message = format!("TLS: {}", crate::tls::describe(t));
+        return Error::Network { message, transient: false, timed_out: false };
+    }
     // Timeouts, I/O errors, failed connects, unknown hosts and protocol errors (and
     // whatever ureq adds later) are transient.
     let transient = !matches!(
@@ -243,25 +251,12 @@ pub fn network_error(e: ureq::Error) -> Error {
             | E::BodyExceedsLimit(_)
             | E::Tls(_)
     );
-    // A refused certificate or handshake comes as an I/O error that wraps rustls' error:
-    // retrying cannot help.
-    #[cfg(feature = "tls")]
-    let transient = transient && crate::tls::rustls_error(&e).is_none();
     let timed_out = match &e {
         E::Timeout(_) => true,
         E::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
         _ => false,
     };
-    Error::Network { message: message(&e), transient, timed_out }
-}
-
-/// What went wrong, in words that never depend on `Debug` (see [`crate::tls::describe`]).
-fn message(e: &ureq::Error) -> String {
-    #[cfg(feature = "tls")]
-    if let Some(t) = crate::tls::rustls_error(e) {
-        return format!("TLS: {}", crate::tls::describe(t));
-    }
-    e.to_string()
+    Error::Network { message: e.to_string(), transient, timed_out }
 }
 
 #[cfg(test)]
