@@ -268,7 +268,7 @@ fn positionals(args: Arguments, want: &[&str]) -> Result<Vec<String>> {
     for a in rest {
         let s = a
             .into_string()
-            .map_err(|a| usage(format!("argument {} is not UTF-8", crate::log::quoted(&a.to_string_lossy()))))?;
+            .map_err(|a| usage(format!("argument {} is not UTF-8", log::quoted(&a.to_string_lossy()))))?;
         if s.starts_with("--") || (s.starts_with('-') && s.len() == 2 && !s.as_bytes()[1].is_ascii_digit()) {
             return Err(usage(format!("unknown option '{s}'")));
         }
